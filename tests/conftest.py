@@ -1,0 +1,20 @@
+"""Shared test set-up: four fake CPU devices so sharding is real, and paths to shared data."""
+import os
+import pathlib
+
+# Must happen before jax is imported anywhere in the test process.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+    """The real CIFAR data beside the clone; tests that need it skip with a reason if absent."""
+    if not SHARED_DATA.is_dir():
+      pytest.skip(f"real data not found at {SHARED_DATA} (CI has it beside the clone)")
+    return SHARED_DATA
