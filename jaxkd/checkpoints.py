@@ -1,0 +1,213 @@
+"""The one module that talks to orbax: periodic and final checkpoints of a phase.
+
+Layout of a phase directory::
+
+    <workdir>/phases/<phase>/ckpt/<step>/   periodic (async, keep a few), state + meta
+    <workdir>/phases/<phase>/final/<step>/  the phase's immutable final checkpoint
+
+Every write goes through orbax's commit protocol (a temporary directory renamed when
+complete), so a crash leaves either the previous checkpoint or the new one, never half of
+one. A final checkpoint is written once and never rewritten. Restores are checked against
+the expected tree (structure, shapes, dtypes): a checkpoint of another model is an error,
+and an unreadable one is skipped with a warning naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+_ITEMS = ("state", "meta")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint exists but cannot be used (corrupt, or of another model)."""
+
+
+def _manager(directory: pathlib.Path, *, keep: int | None, async_save: bool):
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
+        cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(directory.absolute(), options=options, item_names=_ITEMS)
+
+
+def _save_args(state, meta: dict):
+    return ocp.args.Composite(state=ocp.args.StandardSave(state),
+                              meta=ocp.args.JsonSave(meta))
+
+
+def _restore_args(abstract_state):
+    return ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                              meta=ocp.args.JsonRestore())
+
+
+def abstract_like(tree):
+    """ShapeDtypeStructs (with shardings) describing `tree`, as a restore target."""
+    return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def _check_same_tree(expected, found, where: str) -> None:
+    exp = jax.tree_util.tree_map(lambda x: (tuple(x.shape), str(x.dtype)), expected)
+    got = jax.tree_util.tree_map(lambda x: (tuple(x.shape), str(x.dtype)), found)
+    if jax.tree_util.tree_structure(exp) != jax.tree_util.tree_structure(got) or exp != got:
+        raise CheckpointError(f"checkpoint {where} does not match the model being trained "
+                              f"(different tree structure, shapes or dtypes)")
+
+
+def _restore_step(manager, step: int, abstract_state, where: str):
+    try:
+        restored = manager.restore(step, args=_restore_args(abstract_state))
+    except Exception as err:  # orbax raises many types for damaged files
+        raise CheckpointError(f"checkpoint {where} is unreadable: {type(err).__name__}: "
+                              f"{str(err)[:300]}") from err
+    _check_same_tree(abstract_state, restored.state, where)
+    return restored.state, dict(restored.meta)
+
+
+class PhaseCheckpoints:
+    """Periodic and final checkpoints of one phase of a plan."""
+
+    def __init__(self, phase_dir: pathlib.Path, *, keep: int = 3, async_save: bool = True):
+        self.phase_dir = pathlib.Path(phase_dir)
+        self._periodic = _manager(self.phase_dir / "ckpt", keep=keep, async_save=async_save)
+        self._final = _manager(self.phase_dir / "final", keep=None, async_save=False)
+        self._anchors = None
+
+    def save(self, step: int, state, meta: dict) -> None:
+        """Starts an asynchronous periodic save (the previous one is awaited first)."""
+        self._periodic.save(step, args=_save_args(state, meta), force=True)
+
+    def wait(self) -> None:
+        """Blocks until every started save is committed to disk."""
+        self._periodic.wait_until_finished()
+        if self._anchors is not None:
+            self._anchors.wait_until_finished()
+
+    def restore_latest(self, abstract_state):
+        """Restores the newest usable periodic checkpoint, skipping damaged ones.
+
+        Returns:
+            (state, meta), or None when no periodic checkpoint exists.
+
+        Raises:
+            CheckpointError: checkpoints exist but none is usable.
+        """
+        steps = sorted(self._periodic.all_steps(), reverse=True)
+        errors = []
+        for step in steps:
+            where = str(self.phase_dir / "ckpt" / str(step))
+            try:
+                return _restore_step(self._periodic, step, abstract_state, where)
+            except CheckpointError as err:
+                logging.warning("skipping checkpoint: %s", err)
+                errors.append(str(err))
+        if errors:
+            raise CheckpointError("no usable checkpoint in " + str(self.phase_dir / "ckpt") +
+                                  ":\n  " + "\n  ".join(errors))
+        return None
+
+    def save_anchor(self, epoch: int, state) -> None:
+        """Keeps the state at the end of `epoch` for good (RCO's anchor points).
+
+        A resumed run that redoes the epoch finds the anchor already written (it is
+        identical, the run being deterministic) and leaves it alone.
+        """
+        if self._anchors is None:
+            self._anchors = _manager(self.phase_dir / "anchors", keep=None, async_save=True)
+        if epoch not in self._anchors.all_steps():
+            self._anchors.save(epoch, args=_save_args(state, {"epoch": epoch}), force=True)
+
+    def anchor_epochs(self) -> list[int]:
+        """Epochs at which anchors were kept, ascending."""
+        directory = self.phase_dir / "anchors"
+        if not directory.is_dir():
+            return []
+        return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+    def has_final(self) -> bool:
+        return self._final.latest_step() is not None
+
+    def save_final(self, state, meta: dict) -> None:
+        """Writes the phase's final checkpoint once; an existing one is never rewritten."""
+        self.wait()
+        if self.has_final():
+            raise CheckpointError(f"final checkpoint of {self.phase_dir} exists already")
+        self._final.save(int(meta.get("step", 0)), args=_save_args(state, meta))
+        self._final.wait_until_finished()
+
+    def restore_final(self, abstract_state):
+        """Returns (state, meta) of the final checkpoint."""
+        step = self._final.latest_step()
+        if step is None:
+            raise CheckpointError(f"no final checkpoint in {self.phase_dir / 'final'}")
+        return _restore_step(self._final, step, abstract_state,
+                             str(self.phase_dir / "final" / str(step)))
+
+    def final_meta(self) -> dict[str, Any]:
+        """The final checkpoint's JSON metadata, without reading any array."""
+        step = self._final.latest_step()
+        restored = self._final.restore(step, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore()))
+        return dict(restored.meta)
+
+    def close(self) -> None:
+        self.wait()
+        self._periodic.close()
+        self._final.close()
+        if self._anchors is not None:
+            self._anchors.close()
+
+
+def load_variables(path: str | pathlib.Path, abstract_variables):
+    """Loads {'params', 'batch_stats'} from a phase directory or a final checkpoint path.
+
+    Accepts a phase directory (`.../phases/<name>`), its `final` folder, or one step folder
+    of it; the expected tree (from the model's `jax.eval_shape(init)`) both shapes the restore
+    and proves the checkpoint belongs to that architecture.
+    """
+    path = pathlib.Path(path).absolute()
+    if not path.exists():
+        raise CheckpointError(f"teacher checkpoint {path} does not exist")
+    if (path / "final").is_dir():
+        path = path / "final"
+    step_dir = path
+    if path.name == "final" or not (path / "state").is_dir():
+        steps = sorted(int(p.name) for p in path.iterdir() if p.name.isdigit())
+        if not steps:
+            raise CheckpointError(f"no checkpoint step folder under {path}")
+        step_dir = path / str(steps[-1])
+    abstract_state = {"params": abstract_variables["params"],
+                      "batch_stats": abstract_variables.get("batch_stats", {})}
+    with ocp.StandardCheckpointer() as ckptr:
+        try:
+            tree = ckptr.restore(step_dir / "state", _partial_target(ckptr, step_dir,
+                                                                     abstract_state))
+        except CheckpointError:
+            raise
+        except Exception as err:
+            raise CheckpointError(f"checkpoint {step_dir} is unreadable or of another model: "
+                                  f"{type(err).__name__}: {str(err)[:300]}") from err
+    variables = {"params": tree["params"], "batch_stats": tree["batch_stats"]}
+    _check_same_tree(abstract_state, variables, str(step_dir))
+    return variables
+
+
+def _partial_target(ckptr, step_dir: pathlib.Path, abstract_vars):
+    """A restore target covering the whole saved TrainState, with the variables' shapes.
+
+    Only params and batch_stats are used; the optimiser state is restored as saved.
+    """
+    meta = ckptr.metadata(step_dir / "state")
+    tree = meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta.tree
+    if not isinstance(tree, dict) or "params" not in tree:
+        raise CheckpointError(f"checkpoint {step_dir} holds no model parameters")
+    target = jax.tree_util.tree_map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree,
+        is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype"))
+    target["params"] = abstract_vars["params"]
+    target["batch_stats"] = abstract_vars["batch_stats"]
+    return target

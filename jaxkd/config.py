@@ -1,0 +1,130 @@
+"""The configuration schema: defaults for every field and validation before any compile.
+
+Every file in `configs/` starts from `default_config()` and overrides what its paper table
+needs. `validate(config)` runs before any model is built or any program compiled, and each
+error names the field the user wrote (`config.loss.temperature must be > 0, got -1`).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+DTYPES = ("float32", "bfloat16")
+INITS = ("fresh", "continue")
+NONFINITE_POLICIES = ("stop", "skip")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Returns the full schema with the papers' CIFAR defaults (ResNet, 164 epochs)."""
+    c = ml_collections.ConfigDict()
+    c.method = "baseline"
+    c.seed = 0
+    c.model = "resnet20"
+    c.model_overrides = ml_collections.ConfigDict()
+    c.dtype = "float32"
+
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "sample"
+    c.data.name = ""
+    c.data.path = ""
+    c.data.data_dir = ""
+    c.data.label_key = "label"
+    c.data.heldout_size = 0
+    c.data.train_per_class = 0
+    c.data.image_size = 32
+    c.data.augment = ml_collections.ConfigDict(
+        dict(kind="cifar", crop_padding=4, pad_mode="constant", flip=True))
+
+    c.batch_size = 128
+    c.eval_batch_size = 500
+    c.num_epochs = 164
+
+    c.optimizer = ml_collections.ConfigDict(
+        dict(name="sgd", momentum=0.9, nesterov=True, weight_decay=1e-4, decay_mask="all"))
+    c.schedule = ml_collections.ConfigDict(
+        dict(name="step", base_lr=0.1, boundaries=(82, 123), factor=0.1, warmup_epochs=0,
+             cycles=1))
+    c.loss = ml_collections.ConfigDict(dict(name="cross_entropy"))
+
+    # Method-specific blocks; each plan builder reads only its own.
+    c.teacher = ml_collections.ConfigDict(
+        dict(model="", checkpoint="", model_overrides=ml_collections.ConfigDict()))
+    c.generations = 0
+    c.born_again = ml_collections.ConfigDict(dict(variant="ban", label_weight=0.0))
+    c.tolerant_teacher = ml_collections.ConfigDict(
+        dict(u=0.6, k=5, label_weight=0.6, patriarch_loss="tolerant_teacher"))
+    c.snapshot = ml_collections.ConfigDict(dict(cycles=4, temperature=2.0, peak_lr=0.1,
+                                                 teacher=True))
+    c.rco = ml_collections.ConfigDict(
+        dict(mode="one_stage", anchor_every_epochs=10, teacher_epochs=0, delta=0.8,
+             temperature=5.0, kl_weight=1.0, teacher_model="", teacher_workdir="",
+             teacher_lr=0.05))
+
+    # Engine.
+    c.eval_every_epochs = 1
+    c.checkpoint_every_steps = 0   # 0: at the end of every epoch.
+    c.keep_checkpoints = 3
+    c.log_every_steps = 50
+    c.nonfinite = "stop"
+    c.progress_bar = True
+    c.num_devices = 0               # 0: every device of every host.
+    c.write_report = True
+    c.allow_config_change = False
+    return c
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+def _validate_positive_ints(config: ml_collections.ConfigDict) -> None:
+    for field in ("batch_size", "eval_batch_size", "num_epochs", "eval_every_epochs",
+                  "keep_checkpoints", "log_every_steps"):
+        value = config[field]
+        _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+               f"config.{field} must be a positive integer, got {value!r}")
+    for field in ("checkpoint_every_steps", "num_devices", "generations", "seed"):
+        value = config[field]
+        _check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+               f"config.{field} must be a non-negative integer, got {value!r}")
+
+
+def _validate_choices(config: ml_collections.ConfigDict) -> None:
+    _check(config.dtype in DTYPES, f"config.dtype must be one of {DTYPES}, got {config.dtype!r}")
+    _check(config.nonfinite in NONFINITE_POLICIES,
+           f"config.nonfinite must be one of {NONFINITE_POLICIES}, got {config.nonfinite!r}")
+    opt = config.optimizer
+    _check(opt.name in ("sgd", "adamw"),
+           f"config.optimizer.name must be 'sgd' or 'adamw', got {opt.name!r}")
+    _check(opt.decay_mask in ("all", "no_bn_bias"),
+           f"config.optimizer.decay_mask must be 'all' or 'no_bn_bias', got {opt.decay_mask!r}")
+    _check(isinstance(opt.weight_decay, (int, float)) and opt.weight_decay >= 0,
+           f"config.optimizer.weight_decay must be >= 0, got {opt.weight_decay!r}")
+    _check(isinstance(opt.momentum, (int, float)) and 0 <= opt.momentum < 1,
+           f"config.optimizer.momentum must be in [0, 1), got {opt.momentum!r}")
+    _check(isinstance(config.schedule.base_lr, (int, float)) and config.schedule.base_lr > 0,
+           f"config.schedule.base_lr must be > 0, got {config.schedule.base_lr!r}")
+
+
+def validate_engine_fields(config: ml_collections.ConfigDict) -> None:
+    """Checks the fields the engine itself reads; raises ValueError naming the field."""
+    _validate_positive_ints(config)
+    _validate_choices(config)
+
+
+def check_known_fields(config: ml_collections.ConfigDict,
+                       reference: ml_collections.ConfigDict | None = None,
+                       prefix: str = "config") -> None:
+    """Rejects fields that the schema does not know (a typo would otherwise be ignored)."""
+    reference = default_config() if reference is None else reference
+    free_form = {"model_overrides", "loss"}
+    for key in config.keys():
+        if key not in reference:
+            raise ValueError(f"{prefix}.{key} is not a known field; known: "
+                             f"{sorted(reference.keys())}")
+        value = config[key]
+        if isinstance(value, ml_collections.ConfigDict) and key not in free_form \
+                and isinstance(reference[key], ml_collections.ConfigDict) \
+                and not key.endswith("overrides") and len(reference[key]):
+            check_known_fields(value, reference[key], f"{prefix}.{key}")

@@ -1,0 +1,1 @@
+"""The engine: train one phase (state, step, sharding, loop). See docs/architecture.md."""

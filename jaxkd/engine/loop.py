@@ -1,0 +1,241 @@
+"""Train one phase: epochs, evaluation, logging, periodic checkpoints, resume.
+
+A phase is one training run of a student (see `jaxkd.plans.Phase`). The loop knows nothing
+of methods: it receives the student's initial state, an optional teacher (module and
+variables), a loss by name and a schedule, and returns the phase's record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from jaxkd import checkpoints, losses
+from jaxkd.engine import step as step_lib
+from jaxkd.engine.state import TrainState, variables_of
+from jaxkd.engine.writer import MetricWriter
+
+
+class NonFiniteError(RuntimeError):
+    """The loss or a gradient became NaN/inf; the state was not updated."""
+
+
+@dataclasses.dataclass
+class PhaseContext:
+    """What every phase of a run shares."""
+
+    config: Any
+    workdir: pathlib.Path
+    mesh: Mesh
+    pipeline: Any
+    writer: MetricWriter
+    num_classes: int
+
+
+@dataclasses.dataclass
+class Teacher:
+    """A teacher ready to run: its module and variables (a list for an ensemble)."""
+
+    model: Any
+    variables: Any
+
+
+@dataclasses.dataclass
+class _Progress:
+    """Host-side bookkeeping saved with every checkpoint (JSON)."""
+
+    start_step: int
+    history: list = dataclasses.field(default_factory=list)
+    wall_time: float = 0.0
+
+    def as_meta(self, step: int) -> dict:
+        return {"step": step, "start_step": self.start_step, "history": self.history,
+                "wall_time": self.wall_time}
+
+
+def _dtype(config):
+    return jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+
+
+def evaluate(eval_step: Callable, variables, pipeline, split: str = "test") -> dict:
+    """Top-1, top-5 and mean loss over every example of a split, counted once each."""
+    totals = None
+    for batch in pipeline.eval_batches(split):
+        sums = eval_step(variables, batch)
+        totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
+    totals = jax.device_get(totals)
+    n = float(totals["count"])
+    return {"top1": float(totals["correct1"]) / n, "top5": float(totals["correct5"]) / n,
+            "loss": float(totals["loss"]) / n, "count": int(n)}
+
+
+def _check_finite(window: list, phase: str, step0: int, config, last_ckpt: str) -> dict:
+    """Fetches a window of step metrics, stops on a non-finite step, returns the means."""
+    fetched = jax.device_get(window)
+    bad = [i for i, m in enumerate(fetched) if not bool(m["finite"])]
+    if bad and config.nonfinite == "stop":
+        raise NonFiniteError(
+            f"non-finite loss or gradient at step {step0 + bad[0] + 1} of phase '{phase}'; "
+            f"the update was not applied and nothing was saved. Last good checkpoint: "
+            f"{last_ckpt or 'none (the phase had not saved one yet)'}. Set "
+            f"config.nonfinite='skip' to skip such steps instead.")
+    if bad:
+        logging.warning("phase %s: skipped %d non-finite steps in the window ending at %d",
+                        phase, len(bad), step0 + len(window))
+    keys = ("loss", "top1", "grad_norm")
+    good = [m for m in fetched if bool(m["finite"])] or fetched
+    out = {k: float(np.mean([m[k] for m in good])) for k in keys}
+    out["skipped"] = len(bad)
+    return out
+
+
+def _progress_bar(config, total: int, initial: int, desc: str):
+    if not config.progress_bar or jax.process_index() != 0:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
+                leave=False)
+
+
+class PhaseTrainer:
+    """Runs the epoch loop of one phase; see `train_phase`."""
+
+    def __init__(self, ctx: PhaseContext, phase, model, state: TrainState,
+                 teacher: Teacher | None, ckpts: checkpoints.PhaseCheckpoints, key):
+        self.ctx, self.phase, self.model, self.teacher = ctx, phase, model, teacher
+        self.state, self.ckpts, self.key = state, ckpts, key
+        cfg = ctx.config
+        spec = losses.get(phase.loss)
+        self.train_step = step_lib.make_train_step(
+            model, spec, dict(phase.loss_params), mesh=ctx.mesh,
+            teacher_model=teacher.model if teacher else None,
+            use_features=phase.loss == "hint", dtype=_dtype(cfg))
+        self.eval_step = step_lib.make_eval_step(model, mesh=ctx.mesh, dtype=_dtype(cfg))
+        self.spe = ctx.pipeline.steps_per_epoch
+        self.total = self.spe * phase.num_epochs
+        self.last_ckpt = ""
+
+    def _local_step(self, progress: _Progress) -> int:
+        return int(jax.device_get(self.state.step)) - progress.start_step
+
+    def _save(self, progress: _Progress) -> None:
+        step = int(jax.device_get(self.state.step))
+        self.ckpts.save(step, self.state, progress.as_meta(step))
+        self.last_ckpt = str(self.ckpts.phase_dir / "ckpt" / str(step))
+
+    def _log_train(self, window, local0, progress, t0, bar):
+        means = _check_finite(window, self.phase.name, local0, self.ctx.config, self.last_ckpt)
+        dt = max(time.perf_counter() - t0, 1e-9)
+        ips = len(window) * self.ctx.config.batch_size / dt
+        rec = dict(phase=self.phase.name, kind="train", step=local0 + len(window),
+                   images_per_sec=ips, **means)
+        self.ctx.writer.write(rec)
+        if bar is not None:
+            bar.set_postfix(loss=f"{means['loss']:.3f}", img_s=f"{ips:.0f}")
+
+    def _end_epoch(self, epoch: int, progress: _Progress) -> None:
+        cfg, phase = self.ctx.config, self.phase
+        last = epoch + 1 == phase.num_epochs
+        if (epoch + 1) % cfg.eval_every_epochs == 0 or last:
+            res = evaluate(self.eval_step, variables_of(self.state), self.ctx.pipeline)
+            res.update(epoch=epoch + 1, step=(epoch + 1) * self.spe)
+            progress.history.append(res)
+            self.ctx.writer.write(dict(phase=phase.name, kind="eval", **res))
+            logging.info("phase %s epoch %d/%d: test top-1 %.4f top-5 %.4f loss %.4f",
+                         phase.name, epoch + 1, phase.num_epochs, res["top1"], res["top5"],
+                         res["loss"])
+        anchor_every = getattr(phase, "anchor_every_epochs", 0)
+        if anchor_every and (epoch + 1) % anchor_every == 0:
+            self.ckpts.save_anchor(epoch + 1, self.state)
+        if not cfg.checkpoint_every_steps and not last:
+            self._save(progress)
+
+    def run(self, progress: _Progress) -> _Progress:
+        cfg = self.ctx.config
+        local = self._local_step(progress)
+        bar = _progress_bar(cfg, self.total, local, self.phase.name)
+        start = time.perf_counter()
+        for epoch in range(local // self.spe, self.phase.num_epochs):
+            window, local0, t0 = [], epoch * self.spe + local % self.spe, time.perf_counter()
+            for batch in self.ctx.pipeline.train_batches(epoch, start_step=local % self.spe):
+                self.state, metrics = self.train_step(self.state, self.teacher_vars, batch,
+                                                      self.key)
+                window.append(metrics)
+                local += 1
+                if bar is not None:
+                    bar.update(1)
+                if len(window) == cfg.log_every_steps or local % self.spe == 0:
+                    progress.wall_time += time.perf_counter() - start
+                    start = time.perf_counter()
+                    self._log_train(window, local0, progress, t0, bar)
+                    window, local0, t0 = [], local, time.perf_counter()
+                if cfg.checkpoint_every_steps and local % cfg.checkpoint_every_steps == 0 \
+                        and local < self.total:
+                    self._save(progress)
+            progress.wall_time += time.perf_counter() - start
+            start = time.perf_counter()
+            self._end_epoch(epoch, progress)
+        if bar is not None:
+            bar.close()
+        return progress
+
+    @property
+    def teacher_vars(self):
+        return self.teacher.variables if self.teacher else None
+
+
+def summarize(history: list, num_epochs: int) -> dict:
+    """Best and last test accuracy of a phase from its evaluation history."""
+    if not history:
+        return {}
+    best = max(history, key=lambda r: r["top1"])
+    last = history[-1]
+    return {"best_top1": best["top1"], "best_top5": max(r["top5"] for r in history),
+            "best_epoch": best["epoch"], "last_top1": last["top1"], "last_top5": last["top5"],
+            "epochs": num_epochs}
+
+
+def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
+                teacher: Teacher | None, key, start_step: int = 0) -> tuple[TrainState, dict]:
+    """Trains one phase to its end, resuming from its newest usable checkpoint.
+
+    Args:
+        ctx: the run's shared context.
+        phase: a `jaxkd.plans.Phase`.
+        model: the student module.
+        init_state: the replicated state to start from (fresh or inherited).
+        teacher: the phase's teacher, or None.
+        key: the phase's training key (per-step keys fold in the step number).
+        start_step: the optimiser step the phase starts at (non-zero for `continue` phases).
+
+    Returns:
+        (final state, the phase's record), after the final checkpoint is committed.
+    """
+    phase_dir = ctx.workdir / "phases" / phase.name
+    ckpts = checkpoints.PhaseCheckpoints(phase_dir, keep=ctx.config.keep_checkpoints)
+    state, progress = init_state, _Progress(start_step=start_step)
+    restored = ckpts.restore_latest(checkpoints.abstract_like(init_state))
+    if restored is not None:
+        state, meta = restored
+        progress = _Progress(meta["start_step"], list(meta["history"]), meta["wall_time"])
+        ctx.writer.drop_after(phase.name, meta["step"] - meta["start_step"])
+        logging.info("phase %s: resumed at step %d", phase.name, meta["step"])
+    trainer = PhaseTrainer(ctx, phase, model, state, teacher, ckpts, key)
+    progress = trainer.run(progress)
+    step = int(jax.device_get(trainer.state.step))
+    record = dict(name=phase.name, role=phase.role, model=phase.model,
+                  **summarize(progress.history, phase.num_epochs),
+                  wall_time=progress.wall_time, history=progress.history,
+                  checkpoint=str(phase_dir / "final"))
+    ckpts.save_final(trainer.state, dict(progress.as_meta(step), record=record))
+    ckpts.close()
+    ctx.writer.flush()
+    return trainer.state, record

@@ -1,0 +1,148 @@
+"""The jitted train and eval steps, one program each per phase.
+
+`train_step(state, teacher, batch, rng) -> (state, metrics)` runs the teacher forward in
+inference mode (when the phase has a teacher) and the student forward/backward in one
+program. The teacher's variables are an argument, never a closure, so the same compiled
+program serves any teacher checkpoint of the same architecture. The loss is a
+`jaxkd.losses.LossSpec` chosen by name: the step has no knowledge of methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from jaxkd import losses
+from jaxkd.engine import sharding
+from jaxkd.engine.state import TrainState
+
+
+def _forward(model, variables, images, *, train, features, rngs=None):
+    """Runs a model; returns (Outputs, new batch_stats or None)."""
+    if train:
+        out, updates = model.apply(variables, images, train=True, return_features=features,
+                                   mutable=["batch_stats"], rngs=rngs)
+    else:
+        out, updates = model.apply(variables, images, train=False,
+                                   return_features=features), None
+    logits, feats = out if features else (out, None)
+    return losses.Outputs(logits.astype(jnp.float32), feats), updates
+
+
+def _tree_all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves))
+
+
+def _select(pred, new, old):
+    """`new` where pred else `old`, leaf by leaf (a non-finite step never lands)."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def _teacher_outputs(teacher_model, teacher, images, features):
+    """Inference-mode teacher forward; an ensemble teacher averages members' probabilities."""
+    if teacher_model is None:
+        return None
+    if isinstance(teacher, (list, tuple)):
+        outs = [_forward(teacher_model, t, images, train=False, features=False)[0].logits
+                for t in teacher]
+        return losses.Outputs(losses.ensemble_logits(outs), None)
+    out, _ = _forward(teacher_model, teacher, images, train=False, features=features)
+    return jax.tree_util.tree_map(jax.lax.stop_gradient, out)
+
+
+def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
+                    mesh: Mesh, teacher_model=None, use_features: bool = False,
+                    dtype=jnp.float32) -> Callable:
+    """Builds the jitted, sharded train step of one phase.
+
+    Args:
+        model: the student Linen module.
+        loss_spec: the per-example objective (`jaxkd.losses.get(name)`).
+        loss_params: its hyper-parameters (Python scalars; baked in as constants).
+        mesh: the ('data',) mesh; batch split along it, state and teacher replicated.
+        teacher_model: the teacher's Linen module, or None for a phase without a teacher.
+        use_features: whether the loss reads penultimate features (hint loss).
+        dtype: compute dtype of the images fed to the models.
+
+    Returns:
+        `train_step(state, teacher, batch, key) -> (state, metrics)`; the per-step random
+        key is `fold_in(key, state.step)`, so a resumed run draws the same numbers.
+    """
+    params = dict(loss_params)
+
+    def train_step(state: TrainState, teacher, batch, key):
+        rng = jax.random.fold_in(key, state.step)
+        dropout_rng, loss_rng = jax.random.split(rng)
+        images = batch["image"].astype(dtype)
+        teacher_out = _teacher_outputs(teacher_model, teacher, images, use_features)
+
+        def loss_fn(p):
+            variables = {"params": p, "batch_stats": state.batch_stats}
+            out, updates = _forward(model, variables, images, train=True,
+                                    features=use_features, rngs={"dropout": dropout_rng})
+            per_example = loss_spec.fn(out, teacher_out, batch["label"], loss_rng, **params)
+            return jnp.mean(per_example), (out.logits, updates)
+
+        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params)
+        new_state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
+        finite = jnp.isfinite(loss) & _tree_all_finite(grads)
+        new_state = _select(finite, new_state, state.replace(step=state.step + 1))
+        metrics = {
+            "loss": loss,
+            "top1": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+            "grad_norm": optax.global_norm(grads),
+            "finite": finite,
+        }
+        return new_state, metrics
+
+    repl = sharding.replicated(mesh)
+    return jax.jit(train_step,
+                   in_shardings=(repl, repl, sharding.batch_sharding(mesh), repl),
+                   out_shardings=(repl, repl), donate_argnums=(0,))
+
+
+def make_eval_step(model, *, mesh: Mesh, dtype=jnp.float32) -> Callable:
+    """Builds `eval_step(variables, batch) -> sums` over the unmasked examples.
+
+    The sums (`count`, `correct1`, `correct5`, `loss`) add up over batches on the device, so
+    the padded last batch counts each real example exactly once.
+    """
+
+    def eval_step(variables, batch):
+        out, _ = _forward(model, variables, batch["image"].astype(dtype), train=False,
+                          features=False)
+        return eval_sums(out.logits, batch["label"], batch["mask"])
+
+    return jax.jit(eval_step, in_shardings=(sharding.replicated(mesh),
+                                            sharding.batch_sharding(mesh)),
+                   out_shardings=sharding.replicated(mesh))
+
+
+def eval_sums(logits, labels, mask) -> dict:
+    """Masked sums of top-1/top-5 hits and cross-entropy for a batch of logits."""
+    mask = mask.astype(jnp.float32)
+    k = min(5, logits.shape[-1])
+    top5 = jax.lax.top_k(logits, k)[1]
+    hit5 = jnp.any(top5 == labels[:, None], axis=-1)
+    hit1 = jnp.argmax(logits, -1) == labels
+    ce = losses.cross_entropy(logits, labels)
+    return {"count": jnp.sum(mask), "correct1": jnp.sum(hit1 * mask),
+            "correct5": jnp.sum(hit5 * mask), "loss": jnp.sum(ce * mask)}
+
+
+def make_predict_step(model, *, mesh: Mesh, features: bool = False, dtype=jnp.float32):
+    """Builds `predict(variables, batch) -> (logits, features or None)` for analysis."""
+
+    def predict(variables, batch):
+        out, _ = _forward(model, variables, batch["image"].astype(dtype), train=False,
+                          features=features)
+        return out.logits, out.features
+
+    return jax.jit(predict, in_shardings=(sharding.replicated(mesh),
+                                          sharding.batch_sharding(mesh)))

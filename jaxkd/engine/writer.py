@@ -1,0 +1,54 @@
+"""Metrics to a JSONL file and TensorBoard event files (process 0 only)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any, Mapping
+
+import jax
+
+
+class MetricWriter:
+    """Appends one JSON record per call to `metrics.jsonl` and mirrors scalars to TensorBoard."""
+
+    def __init__(self, workdir: pathlib.Path, *, tensorboard: bool = True):
+        self.enabled = jax.process_index() == 0
+        self.path = pathlib.Path(workdir) / "metrics.jsonl"
+        self._tb = None
+        if self.enabled and tensorboard:
+            from tensorboardX import SummaryWriter  # imported lazily: optional at import time
+            self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Writes `record` (must hold 'phase', 'kind' and 'step'); scalars go to TensorBoard."""
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps(dict(record), sort_keys=True) + "\n")
+        if self._tb is not None:
+            prefix = f"{record['phase']}/{record['kind']}"
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                    self._tb.add_scalar(f"{prefix}/{key}", value, record["step"])
+
+    def drop_after(self, phase: str, step: int) -> None:
+        """Forgets records of `phase` newer than `step` (work lost in a crash, redone)."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            rec = json.loads(line)
+            if not (rec.get("phase") == phase and rec.get("step", 0) > step):
+                kept.append(line)
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(self.path)
+
+    def flush(self) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

@@ -1,0 +1,62 @@
+"""Command line: `python -m jaxkd.main --config=configs/<name>.py --workdir=DIR`.
+
+Thin on purpose: parse flags, join a multi-host run if the environment describes one, log
+the resolved config and the devices, and call `jaxkd.run.run`, which notebooks call too.
+Config fields can be overridden on the command line: `--config.num_epochs=2`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from jaxkd import run as run_lib
+from jaxkd.engine import sharding
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, results.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.INFO)
+    sharding.initialize_distributed()
+    config = _CONFIG.value
+    logging.info("config:\n%s", config)
+    logging.info("process %d/%d, devices: %s", jax.process_index(), jax.process_count(),
+                 jax.devices())
+    try:
+        results = run_lib.run(config, _WORKDIR.value)
+    except ValueError as err:  # bad input: a clear message, no traceback from inside JAX
+        logging.error("%s", err)
+        sys.exit(2)
+    print(format_results(results))
+
+
+def format_results(results: dict) -> str:
+    """A plain-text table of each phase's best and last test top-1, then the ensembles."""
+    lines = [f"{'phase':<12} {'role':<16} {'model':<20} {'best top-1':>10} {'last top-1':>10}"]
+    for p in results["phases"]:
+        lines.append(f"{p['name']:<12} {p['role']:<16} {p['model']:<20} "
+                     f"{p.get('best_top1', float('nan')):>10.4f} "
+                     f"{p.get('last_top1', float('nan')):>10.4f}")
+    for name, ens in results.get("ensembles", {}).items():
+        lines.append(f"{name:<12} {'ensemble':<16} {'+'.join(ens['members']):<20} "
+                     f"{ens['top1']:>10.4f} {'':>10}")
+    return "\n".join(lines)
+
+
+def run_main() -> None:
+    """Console-script entry point (`jaxkd --config=... --workdir=...`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()

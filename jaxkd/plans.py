@@ -1,0 +1,290 @@
+"""Methods as plans: each paper's procedure is a list of phases for the one engine.
+
+A phase trains the student once: from a fresh init (a new generation) or continuing the
+previous phase's weights (snapshot distillation, RCO stages), with an optional teacher (an
+earlier phase, one of its anchor checkpoints, a checkpoint on disk, or an ensemble), a loss
+by name and a learning-rate schedule. `build(config)` is pure: it reads the config only.
+
+References:
+    [BAN] Furlanello et al., "Born-Again Neural Networks", ICML 2018.
+    [TT] Yang et al., "Knowledge Distillation in Generations: More Tolerant Teachers Educate
+        Better Students", 2018.
+    [SD] Yang et al., "Snapshot Distillation: Teacher-Student Optimization in One
+        Generation", CVPR 2019.
+    [RCO] Jin et al., "Knowledge Distillation via Route Constrained Optimization", ICCV 2019.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+from jaxkd import losses
+
+ROLES = ("baseline", "teacher", "patriarch", "generation", "mini_generation", "student")
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherRef:
+    """Where a phase's teacher comes from.
+
+    Attributes:
+        phases: earlier phases whose final states teach; more than one is an ensemble.
+        anchor: with one phase, use its anchor checkpoint of this epoch instead of its final.
+        checkpoint: a checkpoint on disk (phase dir, `final` folder or step folder).
+        model: the teacher's architecture when it is a checkpoint on disk.
+        model_overrides: that architecture's overrides.
+        select: 'greedy' lets the runner pick the anchor by RCO's Algorithm 2.
+        route: with select='greedy', the anchor epochs to choose from.
+    """
+
+    phases: tuple[str, ...] = ()
+    anchor: int = 0
+    checkpoint: str = ""
+    model: str = ""
+    model_overrides: tuple = ()
+    select: str = ""
+    route: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One training run of the student inside a plan."""
+
+    name: str
+    role: str
+    init: str                        # 'fresh' | 'continue'
+    model: str
+    model_overrides: tuple
+    teacher: TeacherRef | None
+    loss: str
+    loss_params: tuple
+    num_epochs: int
+    schedule: tuple                  # items of a schedule config (see jaxkd.schedules.build)
+    schedule_start_epoch: int = 0    # the schedule is evaluated from this epoch on ...
+    schedule_num_epochs: int = 0     # ... of a schedule this long (0: num_epochs)
+    anchor_every_epochs: int = 0     # keep anchor checkpoints (RCO teacher run)
+    seed_index: int = 0              # which init key a fresh phase draws
+
+
+def _items(mapping) -> tuple:
+    return tuple(sorted(dict(mapping).items()))
+
+
+def _schedule(config, **changes) -> tuple:
+    sched = dict(config.schedule.to_dict() if hasattr(config.schedule, "to_dict")
+                 else config.schedule)
+    sched.update(changes)
+    sched["boundaries"] = tuple(sched.get("boundaries", ()))
+    return _items(sched)
+
+
+def _loss_params(config) -> dict:
+    params = dict(config.loss.to_dict() if hasattr(config.loss, "to_dict") else config.loss)
+    params.pop("name", None)
+    return params
+
+
+def _phase(config, name, role, *, init="fresh", teacher=None, loss=None, loss_params=None,
+           model=None, overrides=None, num_epochs=None, schedule=None, index=0, **extra):
+    overrides = config.model_overrides if overrides is None else overrides
+    return Phase(name=name, role=role, init=init, model=model or config.model,
+                 model_overrides=_items(overrides), teacher=teacher,
+                 loss=loss or config.loss.name,
+                 loss_params=_items(_loss_params(config) if loss_params is None
+                                    else loss_params),
+                 num_epochs=num_epochs or config.num_epochs,
+                 schedule=schedule or _schedule(config), seed_index=index, **extra)
+
+
+def baseline_plan(config) -> list[Phase]:
+    """One phase, fresh, no teacher; `config.loss` is CE, LSR or the CP baseline."""
+    return [_phase(config, "baseline", "baseline")]
+
+
+_BAN_VARIANTS: dict[str, Callable[[Any], tuple[str, dict]]] = {
+    "ban": lambda c: ("born_again", {"label_weight": 0.0}),
+    "ban_l": lambda c: ("ban_l", {}),
+    "cwtm": lambda c: ("cwtm", {}),
+    "dkpp": lambda c: ("dkpp", {}),
+    "lambda": lambda c: ("born_again", {"label_weight": c.born_again.label_weight}),
+}
+
+
+def _generations(config, first: Phase, loss: str, params: dict) -> list[Phase]:
+    """Generations 1..M: fresh init, teacher = the previous generation's final state."""
+    plan, previous = [first], first.name
+    for m in range(1, config.generations + 1):
+        plan.append(_phase(config, f"gen{m}", "generation", index=m, loss=loss,
+                           loss_params=params, teacher=TeacherRef(phases=(previous,))))
+        previous = plan[-1].name
+    return plan
+
+
+def born_again_plan(config) -> list[Phase]:
+    """[BAN]: generation 0 with CE, then M born-again generations (variant by name).
+
+    `config.teacher.model` (if set) makes generation 0 another architecture: DenseNet
+    teacher -> ResNet students and back ([BAN] Tables 3 and 5).
+    """
+    variant = config.born_again.variant
+    if variant not in _BAN_VARIANTS:
+        raise ValueError(f"config.born_again.variant must be one of {sorted(_BAN_VARIANTS)}, "
+                         f"got {variant!r}")
+    loss, params = _BAN_VARIANTS[variant](config)
+    gen0 = _phase(config, "gen0", "teacher", model=config.teacher.model or config.model,
+                  overrides=(config.teacher.model_overrides if config.teacher.model
+                             else config.model_overrides))
+    return _generations(config, gen0, loss, params)
+
+
+def tolerant_teacher_plan(config) -> list[Phase]:
+    """[TT] D(u, lambda): a patriarch trained with the TSD loss, then M generations.
+
+    u = 1 is a CE patriarch (so D(1.0, 0.5) is born-again training with lambda = 0.5).
+    """
+    tt = config.tolerant_teacher
+    if tt.u >= 1.0:
+        patriarch = _phase(config, "gen0", "patriarch", loss="cross_entropy", loss_params={})
+    else:
+        patriarch = _phase(config, "gen0", "patriarch", loss=tt.patriarch_loss,
+                           loss_params={"u": tt.u, "k": tt.k})
+    return _generations(config, patriarch, "born_again", {"label_weight": tt.label_weight})
+
+
+def _cycle_epochs(config, cycles: int) -> int:
+    if cycles < 1 or config.num_epochs % cycles:
+        raise ValueError(f"config.snapshot.cycles={cycles} must be >= 1 and divide "
+                         f"config.num_epochs={config.num_epochs}")
+    return config.num_epochs // cycles
+
+
+def snapshot_distillation_plan(config) -> list[Phase]:
+    """[SD]: K mini-generations in one run, each restarting a cosine learning rate.
+
+    Mini-generation k continues the weights of k-1 and, from k = 2 on, learns from the
+    snapshot at the end of k-1 with the asymmetric loss (Eqn 3, lambda_S = 1 + 1/T).
+    With `config.snapshot.teacher = False` it is the snapshot-ensemble baseline.
+    """
+    sd = config.snapshot
+    epochs = _cycle_epochs(config, sd.cycles)
+    schedule = _schedule(config, name="cosine", base_lr=sd.peak_lr, boundaries=())
+    plan = []
+    for k in range(1, sd.cycles + 1):
+        distill = sd.teacher and k > 1
+        plan.append(_phase(
+            config, f"cycle{k}", "mini_generation", init="fresh" if k == 1 else "continue",
+            teacher=TeacherRef(phases=(plan[-1].name,)) if distill else None,
+            loss="snapshot_distillation" if distill else "cross_entropy",
+            loss_params={"temperature": sd.temperature} if distill else {},
+            num_epochs=epochs, schedule=schedule))
+    return plan
+
+
+def snapshot_ensemble_plan(config) -> list[Phase]:
+    """Snapshot ensembles: the SD schedule without the teacher term."""
+    config = config.copy_and_resolve_references()
+    config.snapshot.teacher = False
+    return snapshot_distillation_plan(config)
+
+
+def _rco_teacher(config) -> tuple[list[Phase], Callable[[int], TeacherRef], list[int]]:
+    """The teacher run keeping anchors every M_gap epochs, or an existing teacher workdir."""
+    rco = config.rco
+    epochs = rco.teacher_epochs or config.num_epochs
+    if rco.anchor_every_epochs < 1 or epochs % rco.anchor_every_epochs:
+        raise ValueError(f"config.rco.anchor_every_epochs={rco.anchor_every_epochs} must be "
+                         f">= 1 and divide the teacher's {epochs} epochs")
+    anchors = list(range(rco.anchor_every_epochs, epochs + 1, rco.anchor_every_epochs))
+    model = rco.teacher_model or config.teacher.model or config.model
+    if rco.teacher_workdir:
+        path = rco.teacher_workdir.rstrip("/") + "/phases/teacher"
+        return [], lambda e: TeacherRef(checkpoint=path, anchor=e, model=model,
+                                        model_overrides=_items(config.teacher.model_overrides)
+                                        ), anchors
+    teacher = _phase(config, "teacher", "teacher", model=model,
+                     overrides=config.teacher.model_overrides, loss="cross_entropy",
+                     loss_params={}, num_epochs=epochs,
+                     schedule=_schedule(config, base_lr=rco.teacher_lr),
+                     anchor_every_epochs=rco.anchor_every_epochs)
+    return [teacher], lambda e: TeacherRef(phases=("teacher",), anchor=e), anchors
+
+
+def rco_plan(config) -> list[Phase]:
+    """[RCO]: the student follows anchor checkpoints of its teacher's route, easy to hard.
+
+    Modes: 'one_stage' (one schedule of E epochs, anchor i for E/n epochs), 'multi_stage'
+    (a full schedule per anchor, each stage initialised from the previous), 'greedy'
+    (Algorithm 2: the runner picks the next anchor on a held-out split), 'kd' (only the
+    converged teacher: plain Hinton KD).
+    """
+    rco = config.rco
+    teacher_phases, ref, anchors = _rco_teacher(config)
+    kd = {"ce_weight": 1.0, "kl_weight": rco.kl_weight, "temperature": rco.temperature,
+          "scale_by_t2": True}
+    mode = rco.mode
+    if mode == "kd":
+        anchors = anchors[-1:]
+    if mode in ("one_stage", "kd", "greedy"):
+        n, total = len(anchors), config.num_epochs
+        if total % n:
+            raise ValueError(f"config.num_epochs={total} must be a multiple of the {n} anchors "
+                             f"(config.rco.anchor_every_epochs) in RCO mode {mode!r}")
+        per = total // n
+        stages = [dict(num_epochs=per, schedule_start_epoch=i * per, schedule_num_epochs=total)
+                  for i in range(n)]
+    elif mode == "multi_stage":
+        stages = [dict(num_epochs=config.num_epochs) for _ in anchors]
+    else:
+        raise ValueError(f"config.rco.mode must be one of 'one_stage', 'multi_stage', "
+                         f"'greedy', 'kd', got {mode!r}")
+    students = []
+    for i, (epoch, stage) in enumerate(zip(anchors, stages)):
+        teacher = ref(epoch)
+        if mode == "greedy":
+            teacher = dataclasses.replace(ref(anchors[-1]), select="greedy",
+                                          route=tuple(anchors))
+        students.append(_phase(config, f"stage{i + 1}", "student",
+                               init="fresh" if i == 0 else "continue", teacher=teacher,
+                               loss="kd", loss_params=kd, **stage))
+    return teacher_phases + students
+
+
+PLANS: dict[str, Callable[[Any], list[Phase]]] = {
+    "baseline": baseline_plan,
+    "born_again": born_again_plan,
+    "tolerant_teacher": tolerant_teacher_plan,
+    "snapshot_distillation": snapshot_distillation_plan,
+    "snapshot_ensemble": snapshot_ensemble_plan,
+    "rco": rco_plan,
+}
+
+
+def build(config) -> list[Phase]:
+    """The plan of `config.method`, its losses validated against the class count.
+
+    Raises:
+        ValueError: naming the config field, before anything is compiled.
+    """
+    if config.method not in PLANS:
+        raise ValueError(f"config.method must be one of {sorted(PLANS)}, got "
+                         f"{config.method!r}")
+    plan = PLANS[config.method](config)
+    names = [p.name for p in plan]
+    if len(set(names)) != len(names):
+        raise ValueError(f"plan of {config.method!r} repeats a phase name: {names}")
+    return plan
+
+
+def validate_losses(plan: list[Phase], num_classes: int) -> None:
+    """Checks every phase's loss and its hyper-parameters; errors name `config.loss.*`."""
+    for phase in plan:
+        spec = losses.get(phase.loss)
+        spec.validate(dict(phase.loss_params), num_classes)
+        if spec.needs_teacher and phase.teacher is None:
+            raise ValueError(f"phase {phase.name!r}: loss {phase.loss!r} needs a teacher "
+                             f"(config.loss.name)")
+
+
+def phase_by_name(plan: list[Phase]) -> Mapping[str, Phase]:
+    return {p.name: p for p in plan}

@@ -1,0 +1,75 @@
+"""Route constrained optimisation: greedy anchor selection (RCO Algorithm 2).
+
+References:
+    Jin et al., "Knowledge Distillation via Route Constrained Optimization", ICCV 2019,
+    Section 3.3 and Algorithm 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxkd import losses
+
+
+def greedy_next_anchor(kl_to_anchor: Sequence[float], current: int, delta: float) -> int:
+    """Index of the next anchor after `current` by the RCO greedy rule.
+
+    With H_j = KL(student || anchor_j) on the held-out split and
+    r_ij = (H_j - H_i) / H_i for j > i, the next anchor is the last j before the first one
+    whose relative gap exceeds `delta`, or the last anchor when none does. The route always
+    advances by at least one anchor.
+
+    Args:
+        kl_to_anchor: H_j for every anchor j (0-based, ascending training time).
+        current: index i of the anchor the student has just learned from.
+        delta: the threshold (0.8 in the paper).
+
+    Returns:
+        The index of the next anchor, in (current, len(kl_to_anchor) - 1].
+    """
+    last = len(kl_to_anchor) - 1
+    if current >= last:
+        return last
+    h_i = max(float(kl_to_anchor[current]), 1e-12)
+    for j in range(current + 1, last + 1):
+        if (float(kl_to_anchor[j]) - h_i) / h_i > delta:
+            return max(j - 1, current + 1)
+    return last
+
+
+def mean_kl(student_logits: np.ndarray, teacher_logits: np.ndarray) -> float:
+    """Mean KL(softmax(student) || softmax(teacher)) over examples (the H of Algorithm 2)."""
+    return float(jnp.mean(losses.distillation_kl(jnp.asarray(teacher_logits),
+                                                 jnp.asarray(student_logits))))
+
+
+def select_anchor(runner, index: int, student_state):
+    """Resolves a 'greedy' TeacherRef of plan[index] to a concrete anchor (a TeacherRef).
+
+    The first student stage learns from the first anchor. Every later stage evaluates the
+    student that finished the previous stage on the held-out split against every anchor and
+    applies `greedy_next_anchor` from the anchor that stage used.
+    """
+    from jaxkd import analysis  # local: analysis imports the engine
+    phase = runner.plan[index]
+    anchors = runner.anchor_refs(phase)
+    prev = runner.plan[index - 1]
+    if prev.teacher is None or prev.teacher.select != "greedy":
+        chosen = 0
+    else:
+        current = runner.chosen_anchor(index - 1)
+        student = analysis.split_logits(runner, phase, student_state, "heldout")
+        kl = [mean_kl(student, analysis.split_logits_of_ref(runner, ref, "heldout"))
+              for ref in anchors]
+        chosen = greedy_next_anchor(kl, current, runner.config.rco.delta)
+        logging.info("RCO greedy: after anchor %d, H=%s -> anchor %d", current,
+                     np.round(kl, 4).tolist(), chosen)
+    runner.remember_anchor(index, chosen)
+    return dataclasses.replace(anchors[chosen], select="")

@@ -1,0 +1,268 @@
+"""Execute a plan phase by phase: validate, resume, train, write `results.json`.
+
+`run(config, workdir)` is what `python -m jaxkd.main` and the notebooks call. Everything a
+user can get wrong in the config is checked before the first program is compiled. A
+rerun of the same command resumes at the first unfinished phase (mid-phase from its newest
+checkpoint); finished phases are immutable and only read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+import time
+from typing import Any
+
+import jax
+import ml_collections
+
+from jaxkd import analysis, checkpoints, config as config_lib, data, losses, models, plans
+from jaxkd import rco, schedules
+from jaxkd.engine import loop, sharding
+from jaxkd.engine import state as state_lib
+from jaxkd.engine.writer import MetricWriter
+
+# Fields a rerun may change without being refused: they do not alter what is computed,
+# or (generations) they extend a finished process.
+_RESUME_SAFE_FIELDS = ("progress_bar", "allow_config_change", "write_report",
+                       "log_every_steps", "generations")
+
+
+class ConfigMismatchError(ValueError):
+    """The workdir was written by a different config."""
+
+
+def _flatten(d: dict, prefix: str = "config") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}.{key}"
+        out.update(_flatten(value, name) if isinstance(value, dict) else {name: value})
+    return out
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """Lines `field: old -> new` for every field that differs (resume-safe ones ignored)."""
+    a, b = _flatten(old), _flatten(new)
+    safe = {f"config.{f}" for f in _RESUME_SAFE_FIELDS}
+    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+            for k in sorted(set(a) | set(b))
+            if k not in safe and json.dumps(a.get(k)) != json.dumps(b.get(k))]
+
+
+def _check_workdir_config(config, workdir: pathlib.Path) -> None:
+    """Writes config.json, or refuses to resume a workdir written by another config."""
+    path = workdir / "config.json"
+    new = json.loads(config.to_json())
+    if path.exists():
+        diff = config_diff(json.loads(path.read_text()), new)
+        if diff and not config.allow_config_change:
+            raise ConfigMismatchError(
+                f"{workdir} was written by a different config; fields that differ:\n  " +
+                "\n  ".join(diff) + "\nUse another --workdir, or pass "
+                "--config.allow_config_change=True to resume anyway.")
+    if jax.process_index() == 0:
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(new, indent=2, sort_keys=True))
+        tmp.replace(path)
+
+
+def validate(config) -> list[plans.Phase]:
+    """Every check that needs no data and no compile; returns the plan."""
+    config_lib.check_known_fields(config)
+    config_lib.validate_engine_fields(config)
+    plan = plans.build(config)
+    known = set(models.list_models())
+    for phase in plan:
+        if phase.model not in known:
+            raise ValueError(f"phase {phase.name!r}: unknown model {phase.model!r} "
+                             f"(config.model / config.teacher.model); known: {sorted(known)}")
+        losses.get(phase.loss)
+        schedules.build(dict(phase.schedule), steps_per_epoch=1,
+                        num_epochs=phase.schedule_num_epochs or phase.num_epochs)
+    return plan
+
+
+class Runner:
+    """Holds what the phases of one run share and executes them in order."""
+
+    def __init__(self, config, workdir: pathlib.Path, plan: list[plans.Phase]):
+        self.config, self.workdir, self.plan = config, workdir, plan
+        self.mesh = sharding.make_mesh(config.num_devices)
+        sharding.check_batch_size(config.batch_size, self.mesh)
+        sharding.check_batch_size(config.eval_batch_size, self.mesh, "config.eval_batch_size")
+        self.splits = data.load_splits(config.data, seed=config.seed)
+        plans.validate_losses(plan, self.splits.num_classes)
+        self.pipeline = data.make_pipeline(
+            self.splits, mesh=self.mesh, batch_size=config.batch_size,
+            eval_batch_size=config.eval_batch_size, augment_cfg=config.data.augment,
+            seed=config.seed)
+        self.image_shape = tuple(self.splits.train.images.shape[1:])
+        self.writer = MetricWriter(workdir)
+        self.ctx = loop.PhaseContext(config, workdir, self.mesh, self.pipeline, self.writer,
+                                     self.splits.num_classes)
+        self.key = jax.random.key(config.seed)
+        self._finals: dict[str, Any] = {}
+
+    # -- models and states -------------------------------------------------------------
+    def model(self, name: str, overrides) -> Any:
+        dtype = jax.numpy.bfloat16 if self.config.dtype == "bfloat16" else jax.numpy.float32
+        return models.get_model(name, num_classes=self.splits.num_classes, dtype=dtype,
+                                **dict(overrides))
+
+    def phase_model(self, phase: plans.Phase):
+        return self.model(phase.model, phase.model_overrides)
+
+    def _abstract_variables(self, model):
+        return jax.eval_shape(lambda: state_lib.init_variables(model, jax.random.key(0),
+                                                               self.image_shape))
+
+    def _phase_dir(self, name: str) -> pathlib.Path:
+        return self.workdir / "phases" / name
+
+    def _optimizer(self, phase: plans.Phase, start_step: int):
+        spe = self.pipeline.steps_per_epoch
+        sched = schedules.build(dict(phase.schedule), steps_per_epoch=spe,
+                                num_epochs=phase.schedule_num_epochs or phase.num_epochs)
+        offset = start_step - phase.schedule_start_epoch * spe
+        return state_lib.make_optimizer(self.config.optimizer,
+                                        state_lib.offset_schedule(sched, offset))
+
+    def _fresh_state(self, phase: plans.Phase, model):
+        key = jax.random.fold_in(jax.random.fold_in(self.key, 1), phase.seed_index)
+        variables = state_lib.init_variables(model, key, self.image_shape)
+        state = state_lib.create_train_state(model, variables, self._optimizer(phase, 0))
+        return sharding.replicate(state, self.mesh)
+
+    def final_state(self, index: int):
+        """The final TrainState of plan[index] (from memory, else from its checkpoint)."""
+        phase = self.plan[index]
+        if phase.name not in self._finals:
+            model = self.phase_model(phase)
+            like = self._fresh_state(phase, model)
+            ckpts = checkpoints.PhaseCheckpoints(self._phase_dir(phase.name))
+            self._finals[phase.name] = ckpts.restore_final(checkpoints.abstract_like(like))[0]
+            ckpts.close()
+        return self._finals[phase.name]
+
+    def _initial_state(self, index: int, model):
+        phase = self.plan[index]
+        if phase.init == "fresh" or index == 0:
+            return self._fresh_state(phase, model), 0
+        prev = self.final_state(index - 1)
+        start = int(jax.device_get(prev.step))
+        state = prev.replace(tx=self._optimizer(phase, start), apply_fn=model.apply)
+        return state, start
+
+    # -- teachers -----------------------------------------------------------------------
+    def _load_checkpoint_teacher(self, path: str, model) -> Any:
+        variables = checkpoints.load_variables(path, self._abstract_variables(model))
+        return sharding.replicate(variables, self.mesh)
+
+    def teacher_of_ref(self, ref: plans.TeacherRef) -> loop.Teacher:
+        """A module and variables for a concrete (non-greedy) teacher reference."""
+        if not ref.anchor and not ref.checkpoint:
+            names = {p.name: i for i, p in enumerate(self.plan)}
+            model = self.phase_model(self.plan[names[ref.phases[0]]])
+            members = [state_lib.variables_of(self.final_state(names[n])) for n in ref.phases]
+            return loop.Teacher(model, members[0] if len(members) == 1 else members)
+        if ref.checkpoint:
+            model, path = self.model(ref.model, ref.model_overrides), ref.checkpoint
+        else:
+            phase = plans.phase_by_name(self.plan)[ref.phases[0]]
+            model, path = self.phase_model(phase), str(self._phase_dir(phase.name))
+        if ref.anchor:
+            path = f"{path}/anchors/{ref.anchor}"
+        return loop.Teacher(model, self._load_checkpoint_teacher(path, model))
+
+    def teacher(self, index: int, student_state=None) -> loop.Teacher | None:
+        """Resolves plan[index].teacher (greedy RCO anchors are chosen here)."""
+        ref = self.plan[index].teacher
+        if ref is None:
+            return None
+        if ref.select == "greedy":
+            ref = rco.select_anchor(self, index, student_state)
+        return self.teacher_of_ref(ref)
+
+    # -- RCO greedy route (persisted so a resumed run keeps its choices) ----------------
+    def anchor_refs(self, phase: plans.Phase) -> list[plans.TeacherRef]:
+        return [dataclasses.replace(phase.teacher, anchor=e, select="")
+                for e in phase.teacher.route]
+
+    def _route_path(self) -> pathlib.Path:
+        return self.workdir / "rco_route.json"
+
+    def chosen_anchor(self, index: int) -> int:
+        return json.loads(self._route_path().read_text())[str(index)]
+
+    def remember_anchor(self, index: int, anchor: int) -> None:
+        path = self._route_path()
+        route = json.loads(path.read_text()) if path.exists() else {}
+        route[str(index)] = anchor
+        write_json_atomic(path, route)
+
+    # -- execution ----------------------------------------------------------------------
+    def run_phase(self, index: int) -> dict:
+        phase = self.plan[index]
+        ckpts = checkpoints.PhaseCheckpoints(self._phase_dir(phase.name))
+        done = ckpts.has_final()
+        record = ckpts.final_meta()["record"] if done else None
+        ckpts.close()
+        if done:
+            logging.info("phase %s: finished earlier, skipped", phase.name)
+            return record
+        model = self.phase_model(phase)
+        init_state, start = self._initial_state(index, model)
+        teacher = self.teacher(index, init_state)
+        key = jax.random.fold_in(jax.random.fold_in(self.key, 2), index)
+        logging.info("phase %d/%d %s (%s, init=%s, teacher=%s, loss=%s, %d epochs)", index + 1,
+                     len(self.plan), phase.name, phase.model, phase.init,
+                     phase.teacher, phase.loss, phase.num_epochs)
+        state, record = loop.train_phase(self.ctx, phase, model, init_state, teacher=teacher,
+                                         key=key, start_step=start)
+        self._finals = {phase.name: state}   # keep only what the next phase may continue
+        return record
+
+    def run(self) -> dict:
+        t0 = time.time()
+        records = [self.run_phase(i) for i in range(len(self.plan))]
+        results = {"method": self.config.method, "phases": records,
+                   "ensembles": analysis.plan_ensembles(self),
+                   "run_wall_time": time.time() - t0}
+        write_json_atomic(self.workdir / "results.json", _strip_history(results))
+        self.writer.close()
+        return results
+
+
+def _strip_history(results: dict) -> dict:
+    out = dict(results)
+    out["phases"] = [{k: v for k, v in p.items() if k != "history"} | {
+        "evaluations": len(p.get("history", []))} for p in results["phases"]]
+    return out
+
+
+def write_json_atomic(path: pathlib.Path, obj) -> None:
+    """Writes JSON through a temporary file and a rename (process 0 only)."""
+    if jax.process_index() != 0:
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Runs `config`'s plan in `workdir`; returns the results (also in results.json)."""
+    workdir = pathlib.Path(workdir).absolute()
+    plan = validate(config)
+    workdir.mkdir(parents=True, exist_ok=True)
+    _check_workdir_config(config, workdir)
+    runner = Runner(config, workdir, plan)
+    results = runner.run()
+    if config.write_report and jax.process_index() == 0:
+        try:
+            from jaxkd import report
+            report.write_report([workdir])
+        except ImportError:
+            pass
+    return results
