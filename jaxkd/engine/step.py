@@ -96,7 +96,7 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
         metrics = {
             "loss": loss,
             "top1": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "finite": finite,
         }
         return new_state, metrics

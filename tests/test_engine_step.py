@@ -1,0 +1,139 @@
+"""The jitted, sharded train/eval steps."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxkd import losses, models
+from jaxkd.config import default_config
+from jaxkd.engine import sharding, state as state_lib, step as step_lib
+
+B, C = 8, 10
+
+
+def _state(mesh, seed=0, model=None, opt=None):
+    model = model or models.get_model("resnet8", num_classes=C)
+    variables = state_lib.init_variables(model, jax.random.key(seed), (32, 32, 3))
+    opt = opt or default_config().optimizer
+    tx = state_lib.make_optimizer(opt, optax.constant_schedule(0.1))
+    return model, sharding.replicate(state_lib.create_train_state(model, variables, tx), mesh)
+
+
+def _batch(mesh, seed=0, nan=False):
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=(B, 32, 32, 3)).astype(np.float32)
+    if nan:
+        image[0, 0, 0, 0] = np.nan
+    label = rng.integers(0, C, size=B).astype(np.int32)
+    return jax.device_put({"image": image, "label": label}, sharding.batch_sharding(mesh))
+
+
+def _kd_step(mesh, model, teacher_model):
+    spec = losses.get("kd")
+    return step_lib.make_train_step(model, spec, dict(spec.defaults), mesh=mesh,
+                                    teacher_model=teacher_model)
+
+
+def _teacher_vars(mesh, seed):
+    _, t = _state(mesh, seed)
+    return state_lib.variables_of(t)
+
+
+def test_one_device_equals_four_devices():
+    assert jax.device_count() >= 4, "conftest sets 4 fake CPU devices"
+    results = []
+    for n in (1, 4):
+        mesh = sharding.make_mesh(n)
+        model, state = _state(mesh)
+        step = _kd_step(mesh, model, model)
+        teacher = _teacher_vars(mesh, 1)
+        for i in range(3):
+            state, metrics = step(state, teacher, _batch(mesh, i), jax.random.key(0))
+        results.append((jax.device_get(state.params), float(metrics["loss"])))
+    (p1, l1), (p4, l4) = results
+    assert l1 == pytest.approx(l4, rel=1e-5)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4,
+                                                                   atol=2e-6), p1, p4)
+
+
+def test_state_sharding_is_replicated_and_batch_split():
+    mesh = sharding.make_mesh(4)
+    model, state = _state(mesh)
+    step = _kd_step(mesh, model, model)
+    state, _ = step(state, _teacher_vars(mesh, 1), _batch(mesh), jax.random.key(0))
+    leaf = jax.tree_util.tree_leaves(state.params)[0]
+    assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 4
+    assert _batch(mesh)["image"].sharding.spec == jax.sharding.PartitionSpec("data")
+
+
+def test_new_teacher_variables_do_not_recompile():
+    mesh = sharding.make_mesh(1)
+    model, state = _state(mesh)
+    step = _kd_step(mesh, model, model)
+    state, m1 = step(state, _teacher_vars(mesh, 1), _batch(mesh), jax.random.key(0))
+    state, m2 = step(state, _teacher_vars(mesh, 2), _batch(mesh), jax.random.key(0))
+    assert step._cache_size() == 1
+    assert float(m1["loss"]) != float(m2["loss"])
+
+
+def test_teacher_changes_the_loss_compared_with_ce():
+    mesh = sharding.make_mesh(1)
+    model, state = _state(mesh)
+    ce = step_lib.make_train_step(model, losses.get("cross_entropy"), {}, mesh=mesh)
+    kd = _kd_step(mesh, model, model)
+    _, m_ce = ce(state, None, _batch(mesh), jax.random.key(0))
+    _, state = _state(mesh)
+    _, m_kd = kd(state, _teacher_vars(mesh, 1), _batch(mesh), jax.random.key(0))
+    assert float(m_kd["loss"]) > float(m_ce["loss"])   # kd = CE + T^2 KL with KL > 0
+
+
+def test_nonfinite_step_is_not_applied():
+    mesh = sharding.make_mesh(1)
+    model, state = _state(mesh)
+    before = jax.device_get(state.params)
+    ce = step_lib.make_train_step(model, losses.get("cross_entropy"), {}, mesh=mesh)
+    state, metrics = ce(state, None, _batch(mesh, nan=True), jax.random.key(0))
+    assert not bool(metrics["finite"])
+    assert int(state.step) == 1
+    jax.tree_util.tree_map(np.testing.assert_array_equal, before, jax.device_get(state.params))
+
+
+def test_bf16_compute_keeps_float32_master_weights():
+    mesh = sharding.make_mesh(1)
+    model = models.get_model("resnet8", num_classes=C, dtype=jnp.bfloat16)
+    model, state = _state(mesh, model=model)
+    step = step_lib.make_train_step(model, losses.get("cross_entropy"), {}, mesh=mesh,
+                                    dtype=jnp.bfloat16)
+    state, metrics = step(state, None, _batch(mesh), jax.random.key(0))
+    assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(state.params))
+    assert np.isfinite(float(metrics["loss"]))
+
+
+def test_eval_sums_count_only_unmasked():
+    logits = jnp.array([[3.0, 1, 0], [0, 3, 1], [0, 1, 3], [9, 0, 0]])
+    labels = jnp.array([0, 2, 2, 1])
+    sums = step_lib.eval_sums(logits, labels, jnp.array([1, 1, 1, 0]))
+    assert float(sums["count"]) == 3
+    assert float(sums["correct1"]) == 2        # examples 0 and 2
+    assert float(sums["correct5"]) == 3        # k = min(5, 3) covers every class
+
+
+def test_weight_decay_mask_skips_batchnorm_and_bias():
+    params = {"conv": {"kernel": jnp.ones((3, 3, 1, 2))}, "bn": {"scale": jnp.ones(2)},
+              "dense": {"bias": jnp.ones(2)}}
+    opt = default_config().optimizer
+    opt.decay_mask = "no_bn_bias"
+    opt.momentum = 0.0
+    tx = state_lib.make_optimizer(opt, optax.constant_schedule(1.0))
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    updates, _ = tx.update(zeros, tx.init(params), params)
+    assert float(jnp.abs(updates["conv"]["kernel"]).sum()) > 0
+    assert float(jnp.abs(updates["bn"]["scale"]).sum()) == 0
+    assert float(jnp.abs(updates["dense"]["bias"]).sum()) == 0
+
+
+def test_batch_not_divisible_by_devices_is_a_clear_error():
+    with pytest.raises(ValueError, match="config.batch_size=6 is not divisible"):
+        sharding.check_batch_size(6, sharding.make_mesh(4))
