@@ -1,0 +1,675 @@
+"""Per-example losses of the four papers, and a registry of them by name.
+
+Every public loss is a pure function that returns one value per example (shape ``[B]``);
+the caller reduces over the batch. Logits are cast to float32 before any arithmetic, so
+bfloat16 activations give float32 losses. Teacher quantities go through
+``jax.lax.stop_gradient``.
+
+Hyper-parameters given as concrete Python scalars are checked in Python (at trace time)
+and a bad value raises ``ValueError`` naming the parameter and the value. Configs are
+checked through the registry instead (``get(name).validate(params, num_classes)``), whose
+errors name the config field, e.g. ``config.loss.temperature must be > 0, got -1``.
+
+Papers, cited in the docstrings by these short names:
+  [TT]  Yang et al., "Knowledge Distillation in Generations: More Tolerant Teachers Educate
+        Better Students" (the tolerant teacher; Eqns 2-3).
+  [BAN] Furlanello et al., "Born-Again Neural Networks", ICML 2018 (Eqn 5, BAN+L, CWTM,
+        DKPP, BANE).
+  [SD]  Yang et al., "Snapshot Distillation: Teacher-Student Optimization in One
+        Generation", CVPR 2019 (Eqns 3 and 5).
+  [RCO] Jin et al., "Knowledge Distillation via Route Constrained Optimization",
+        ICCV 2019 (the KD loss with tau, and the hint variant).
+  [KD]  Hinton et al., "Distilling the Knowledge in a Neural Network", 2015.
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import types
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+# ------------------------------------------------------------------------------------------
+# Hyper-parameter checks (shared by the pure functions and the registry).
+# ------------------------------------------------------------------------------------------
+
+
+def _concrete(field: str, value: Any) -> float | None:
+    """Returns ``value`` as a Python float, or None when it cannot be checked in Python.
+
+    Traced values and non-scalar arrays are not checked (the registry checks configs).
+    """
+    if isinstance(value, jax.core.Tracer) or np.ndim(value) != 0:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        _fail(field, "a real number", value)
+
+
+def _fail(field: str, rule: str, value: Any) -> None:
+    raise ValueError(f"{field} must be {rule}, got {value!r}")
+
+
+def _check_range(field: str, value: Any, low: float, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False) -> None:
+    """Raises ``ValueError`` unless ``value`` lies in the interval from low to high."""
+    v = _concrete(field, value)
+    if v is None:
+        return
+    if high is None:
+        rule = f"{'>' if low_open else '>='} {low:g}"
+    else:
+        rule = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    too_low = v <= low if low_open else v < low
+    too_high = high is not None and (v >= high if high_open else v > high)
+    if too_low or too_high or np.isnan(v):
+        _fail(field, rule, value)
+
+
+def _check_positive(field: str, value: Any) -> None:
+    _check_range(field, value, 0.0, low_open=True)
+
+
+def _check_weight(field: str, value: Any) -> None:
+    """A mixing weight (lambda): in [0, 1]."""
+    _check_range(field, value, 0.0, 1.0)
+
+
+def _check_eta(field: str, value: Any) -> None:
+    _check_range(field, value, 0.0, 1.0, low_open=True)
+
+
+def _check_k(field: str, k: Any, num_classes: int | None = None) -> None:
+    """``k`` must be a Python int in [2, num_classes] (static: it sets a top-k size)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        _fail(field, "an integer", k)
+    if k < 2:
+        _fail(field, ">= 2", k)
+    if num_classes is not None and k > num_classes:
+        _fail(field, f"<= the number of classes ({num_classes})", k)
+
+
+# ------------------------------------------------------------------------------------------
+# Building blocks.
+# ------------------------------------------------------------------------------------------
+
+
+def _f32(x: Any) -> Array:
+    return jnp.asarray(x, jnp.float32)
+
+
+def _log_softmax(logits: Any, temperature: Any = 1.0) -> Array:
+    return jax.nn.log_softmax(_f32(logits) / temperature, axis=-1)
+
+
+def _kl_from_log_probs(target_log_probs: Array, log_probs: Array) -> Array:
+    """KL(q || p) per example from log q (constant, no gradient) and log p."""
+    q = jnp.exp(target_log_probs)
+    terms = jnp.where(q > 0, q * (target_log_probs - log_probs), 0.0)
+    return jnp.sum(terms, axis=-1)
+
+
+def cross_entropy(logits: Array, labels: Array, *, label_smoothing: float = 0.0) -> Array:
+    """Cross-entropy with integer labels, optionally with label smoothing (LSR).
+
+    The smoothed target is ``(1 - eps) * one_hot(y) + eps / C`` (``eps`` spread evenly over
+    all ``C`` classes, the label included), as in Szegedy et al. 2016 and optax.
+
+    Args:
+      logits: ``[B, C]`` logits (any float dtype; computed in float32).
+      labels: ``[B]`` integer labels in ``[0, C)``.
+      label_smoothing: ``eps`` in ``[0, 1)``.
+
+    Returns:
+      ``float32[B]`` per-example loss.
+
+    References:
+      [TT] Sec. 4 (LSR baseline for the patriarch); Szegedy et al. 2016, Sec. 7.
+    """
+    _check_range("label_smoothing", label_smoothing, 0.0, 1.0, high_open=True)
+    log_p = _log_softmax(logits)
+    num_classes = log_p.shape[-1]
+    labels = jnp.asarray(labels, jnp.int32)[..., None]
+    nll = -jnp.take_along_axis(log_p, labels, axis=-1)[..., 0]
+    if isinstance(label_smoothing, (int, float)) and label_smoothing == 0:
+        return nll
+    uniform = -jnp.mean(log_p, axis=-1)
+    return (1.0 - label_smoothing) * nll + label_smoothing * uniform
+
+
+def soft_cross_entropy(logits: Array, target_probs: Array) -> Array:
+    """Cross-entropy ``-sum_c q_c log softmax(z)_c`` against a target distribution ``q``.
+
+    Its gradient with respect to the logits is ``softmax(z) - q``.
+
+    Args:
+      logits: ``[B, C]`` student logits.
+      target_probs: ``[B, C]`` target probabilities (rows sum to 1). No stop-gradient is
+        applied here; callers pass constants.
+
+    Returns:
+      ``float32[B]`` per-example loss.
+
+    References:
+      [BAN] Eqn 5 (the gradient of the cross-entropy to the teacher's distribution).
+    """
+    return -jnp.sum(_f32(target_probs) * _log_softmax(logits), axis=-1)
+
+
+def distillation_kl(student_logits: Array, teacher_logits: Array, *,
+                    teacher_temperature: float = 1.0,
+                    student_temperature: float = 1.0) -> Array:
+    """``KL(softmax(t / Tt) || softmax(z / Ts))`` per example; the teacher side is constant.
+
+    Hinton's KD uses ``Tt = Ts = T`` (the caller multiplies by ``T^2`` where the method
+    does); snapshot distillation's asymmetric form uses ``Tt = T, Ts = 1``. No ``T^2``
+    factor is applied here.
+
+    Args:
+      student_logits: ``[B, C]`` student logits ``z``.
+      teacher_logits: ``[B, C]`` teacher logits ``t`` (wrapped in ``stop_gradient``).
+      teacher_temperature: ``Tt > 0``.
+      student_temperature: ``Ts > 0``.
+
+    Returns:
+      ``float32[B]`` per-example KL divergence (>= 0).
+
+    References:
+      [KD] Sec. 2; [SD] Eqn 3 (asymmetric); [RCO] Sec. 3 (tau); [TT] Eqn 2.
+    """
+    _check_positive("teacher_temperature", teacher_temperature)
+    _check_positive("student_temperature", student_temperature)
+    log_q = jax.lax.stop_gradient(_log_softmax(teacher_logits, teacher_temperature))
+    return _kl_from_log_probs(log_q, _log_softmax(student_logits, student_temperature))
+
+
+def top_k_score_difference(logits: Array, *, k: int = 5) -> Array:
+    """Top score difference ``TSD = f_a1 - 1/(K-1) * sum_{k=2..K} f_ak`` on softmax scores.
+
+    ``f_a1 >= f_a2 >= ...`` are the sorted softmax scores; ``a1`` is the top class, which
+    need not be the label.
+
+    Args:
+      logits: ``[B, C]`` logits.
+      k: ``K`` in ``[2, C]``, a Python int.
+
+    Returns:
+      ``float32[B]``, in ``[0, 1]``.
+
+    References:
+      [TT] Eqn 3 (the second term of the patriarch's loss).
+    """
+    probs = jax.nn.softmax(_f32(logits), axis=-1)
+    _check_k("k", k, probs.shape[-1])
+    top, _ = jax.lax.top_k(probs, k)
+    return top[..., 0] - jnp.mean(top[..., 1:], axis=-1)
+
+
+def tolerant_teacher_loss(logits: Array, labels: Array, *, eta: float,
+                          k: int = 5) -> Array:
+    """The tolerant patriarch's loss ``eta * CE(z, y) + (1 - eta) * TSD(z; K)``.
+
+    Its minimiser puts ``u(eta)`` (see ``primary_score_from_eta``) on the labelled class and
+    lets the ``K - 1`` runners-up share ``1 - u`` (the other classes get 0). The claim needs
+    the label to stay on top, ``u >= (1 - u) / (K - 1)``, i.e. ``u >= 1/K``; the papers use
+    ``u in {0.6, 0.7}`` with ``K = 5``.
+
+    Args:
+      logits: ``[B, C]`` logits.
+      labels: ``[B]`` integer labels.
+      eta: weight of the cross-entropy, in ``(0, 1]``.
+      k: ``K`` in ``[2, C]``.
+
+    Returns:
+      ``float32[B]`` per-example loss.
+
+    References:
+      [TT] Eqn 3.
+    """
+    _check_eta("eta", eta)
+    tsd = top_k_score_difference(logits, k=k)
+    return eta * cross_entropy(logits, labels) + (1.0 - eta) * tsd
+
+
+def primary_score_from_eta(eta: float, *, k: int = 5) -> float:
+    """``u(eta) = min(eta / (1 - eta) * (K - 1) / K, 1)``: the optimal top score.
+
+    Args:
+      eta: cross-entropy weight in ``(0, 1]`` (``eta = 1`` gives ``u = 1``).
+      k: ``K >= 2``.
+
+    Returns:
+      ``u`` as a Python float in ``(0, 1]``.
+
+    References:
+      [TT] Sec. 3.2, the optimum of Eqn 3.
+    """
+    _check_eta("eta", eta)
+    _check_k("k", k)
+    eta = float(eta)
+    if eta >= 1.0:
+        return 1.0
+    return min(eta / (1.0 - eta) * (k - 1) / k, 1.0)
+
+
+def eta_from_primary_score(u: float, *, k: int = 5) -> float:
+    """Inverse of ``primary_score_from_eta``: ``eta = u * K / (K - 1 + u * K)``.
+
+    ``u = 0.6, K = 5`` gives ``eta = 3/7``; ``u = 1`` gives the smallest ``eta`` whose
+    optimum is the one-hot label, ``K / (2K - 1)``.
+
+    Args:
+      u: target top score in ``(0, 1]``.
+      k: ``K >= 2``.
+
+    Returns:
+      ``eta`` as a Python float in ``(0, 1)``.
+
+    References:
+      [TT] Sec. 3.2 (runs are named by ``u``).
+    """
+    _check_range("u", u, 0.0, 1.0, low_open=True)
+    _check_k("k", k)
+    u = float(u)
+    return u * k / (k - 1 + u * k)
+
+
+def born_again_loss(student_logits: Array, teacher_logits: Array, labels: Array, *,
+                    label_weight: float, temperature: float = 1.0) -> Array:
+    """``lambda * CE(z, y) + (1 - lambda) * KL(softmax(t/T) || softmax(z/T))``.
+
+    ``lambda = 0`` is BAN (teacher only: the KL has the gradient of ``CE(z, softmax(t))``
+    and is 0 for a perfect copy). No ``T^2`` factor: the papers use ``T = 1``, and without
+    it ``lambda`` keeps its meaning as the mixing weight of [TT] Eqn 2 at every ``T``.
+
+    Args:
+      student_logits: ``[B, C]`` student logits.
+      teacher_logits: ``[B, C]`` teacher logits (no gradient).
+      labels: ``[B]`` integer labels.
+      label_weight: ``lambda`` in ``[0, 1]``.
+      temperature: ``T > 0``, applied to both sides of the KL.
+
+    Returns:
+      ``float32[B]`` per-example loss.
+
+    References:
+      [TT] Eqn 2; [BAN] Sec. 3 (BAN).
+    """
+    _check_weight("label_weight", label_weight)
+    kl = distillation_kl(student_logits, teacher_logits, teacher_temperature=temperature,
+                         student_temperature=temperature)
+    return label_weight * cross_entropy(student_logits, labels) + (1.0 - label_weight) * kl
+
+
+def snapshot_distillation_loss(student_logits: Array, teacher_logits: Array,
+                               labels: Array, *, temperature: float) -> Array:
+    """``(1 + 1/T) * CE(z, y) + KL(softmax(t / T) || softmax(z))`` (only the teacher is softened).
+
+    Args:
+      student_logits: ``[B, C]`` student logits.
+      teacher_logits: ``[B, C]`` logits of the previous snapshot (no gradient).
+      labels: ``[B]`` integer labels.
+      temperature: ``T > 0``.
+
+    Returns:
+      ``float32[B]`` per-example loss.
+
+    References:
+      [SD] Eqn 3, with ``lambda_S = 1 + 1/T`` and ``lambda_T = 1``.
+    """
+    _check_positive("temperature", temperature)
+    kl = distillation_kl(student_logits, teacher_logits, teacher_temperature=temperature)
+    return (1.0 + 1.0 / temperature) * cross_entropy(student_logits, labels) + kl
+
+
+def confidence_penalty(logits: Array) -> Array:
+    """Negative entropy ``-H(softmax(z)) = sum_c p_c log p_c`` (<= 0).
+
+    The CP loss is ``CE + beta * confidence_penalty = CE - beta * H``.
+
+    Args:
+      logits: ``[B, C]`` logits.
+
+    Returns:
+      ``float32[B]``.
+
+    References:
+      [TT] Sec. 4 (CP baseline); Pereyra et al. 2017, Eqn 2.
+    """
+    log_p = _log_softmax(logits)
+    return jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+
+def cwtm_weights(teacher_logits: Array) -> Array:
+    """``w_s = max_c p_t[s, c] / sum_u max_c p_t[u, c]`` over the batch (no gradient).
+
+    Args:
+      teacher_logits: ``[B, C]`` teacher logits.
+
+    Returns:
+      ``float32[B]`` weights summing to 1.
+
+    References:
+      [BAN] Sec. 3.2 (confidence-weighted by teacher max).
+    """
+    top = jnp.max(jax.nn.softmax(_f32(teacher_logits), axis=-1), axis=-1)
+    return jax.lax.stop_gradient(top / jnp.sum(top))
+
+
+def cwtm_loss(student_logits: Array, teacher_logits: Array, labels: Array) -> Array:
+    """Per-example ``B * w_s * CE(z_s, y_s)``, so that its batch mean is ``sum_s w_s CE_s``.
+
+    Args:
+      student_logits: ``[B, C]`` student logits.
+      teacher_logits: ``[B, C]`` teacher logits (only their max confidences are used).
+      labels: ``[B]`` integer labels.
+
+    Returns:
+      ``float32[B]`` per-example loss (the weights depend on the whole batch).
+
+    References:
+      [BAN] Sec. 3.2 (CWTM).
+    """
+    batch = student_logits.shape[0]
+    return batch * cwtm_weights(teacher_logits) * cross_entropy(student_logits, labels)
+
+
+def _dkpp_log_targets(teacher_logits: Array, rng: Array) -> Array:
+    """Teacher log-probabilities with the non-argmax entries permuted per example."""
+    log_p = _log_softmax(teacher_logits)
+    num_classes = log_p.shape[-1]
+    is_top = jax.nn.one_hot(jnp.argmax(log_p, axis=-1), num_classes, dtype=jnp.bool_)
+    keys = jax.random.uniform(rng, log_p.shape)
+    source = jnp.argsort(jnp.where(is_top, -1.0, keys), axis=-1)
+    dest = jnp.argsort(jnp.where(is_top, -1, jnp.arange(num_classes)), axis=-1)
+    values = jnp.take_along_axis(log_p, source, axis=-1)
+    permuted = jnp.take_along_axis(values, jnp.argsort(dest, axis=-1), axis=-1)
+    return jax.lax.stop_gradient(permuted)
+
+
+def dkpp_targets(teacher_logits: Array, rng: Array) -> Array:
+    """Teacher probabilities with the argmax kept and the other entries permuted per example.
+
+    Random uniform keys sort the non-argmax values into a random order; those values are
+    then written, in that order, to the non-argmax positions taken in increasing index
+    order. Each example draws its own keys, so the permutations are independent.
+
+    Args:
+      teacher_logits: ``[B, C]`` teacher logits.
+      rng: a PRNG key.
+
+    Returns:
+      ``float32[B, C]`` target distribution (no gradient).
+
+    References:
+      [BAN] Sec. 3.2 (dark knowledge with permuted predictions, DKPP).
+    """
+    return jnp.exp(_dkpp_log_targets(teacher_logits, rng))
+
+
+def hint_loss(student_features: Array, teacher_features: Array) -> Array:
+    """L2 feature mimicking: mean squared difference per example (teacher constant).
+
+    Args:
+      student_features: ``[B, ...]`` student features.
+      teacher_features: teacher features of the same shape (no gradient).
+
+    Returns:
+      ``float32[B]``.
+
+    Raises:
+      ValueError: at trace time when the shapes differ (no regressor is learned here).
+
+    References:
+      [RCO] Sec. 4 (hint variant); Romero et al., FitNets, 2015, Eqn 3.
+    """
+    if student_features.shape != teacher_features.shape:
+        raise ValueError("hint_loss needs features of the same shape, got student "
+                         f"{student_features.shape} and teacher {teacher_features.shape}")
+    diff = _f32(student_features) - jax.lax.stop_gradient(_f32(teacher_features))
+    return jnp.mean(jnp.square(diff).reshape(diff.shape[0], -1), axis=-1)
+
+
+def ensemble_logits(logits_list: Sequence[Array], *,
+                    scales: Sequence[float] | None = None) -> Array:
+    """Log of the mean softmax of the members (BANE; snapshot ensembles with scales).
+
+    Args:
+      logits_list: M arrays of logits ``[B, C]``.
+      scales: optional M factors multiplying each member's logits first (SD uses
+        ``T^(k-1)`` for the k-th snapshot).
+
+    Returns:
+      ``float32[B, C]`` log-probabilities of the ensemble.
+
+    References:
+      [BAN] Sec. 3.1 (BANE); [TT] Sec. 4 (ensembles); [SD] Sec. 4 (scaled ensemble).
+    """
+    if not logits_list:
+        raise ValueError("ensemble_logits needs at least one member, got 0")
+    stacked = jnp.stack([_f32(x) for x in logits_list])
+    if scales is not None:
+        if len(scales) != len(logits_list):
+            raise ValueError(f"scales must have one entry per member ({len(logits_list)}),"
+                             f" got {len(scales)}")
+        stacked = stacked * _f32(scales).reshape((-1,) + (1,) * (stacked.ndim - 1))
+    log_p = jax.nn.log_softmax(stacked, axis=-1)
+    return jax.nn.logsumexp(log_p, axis=0) - jnp.log(float(len(logits_list)))
+
+
+# ------------------------------------------------------------------------------------------
+# Registry: loss functions the engine selects by name.
+# ------------------------------------------------------------------------------------------
+
+
+class Outputs(NamedTuple):
+    """A model's outputs: logits ``[B, C]`` and optional pooled features ``[B, D]``."""
+
+    logits: Array
+    features: Array | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+    """A registered loss.
+
+    Attributes:
+      name: registry name (the value of ``config.loss.name``).
+      fn: ``fn(student: Outputs, teacher: Outputs | None, labels, rng, **params)`` returning
+        ``float32[B]``; params are Python scalars.
+      needs_teacher: whether ``fn`` reads the teacher's outputs.
+      defaults: every accepted parameter with its default.
+      check: ``check(params, num_classes)`` on the complete (defaults-merged) params;
+        raises ``ValueError`` naming ``config.loss.<param>``.
+    """
+
+    name: str
+    fn: Callable[..., Array]
+    needs_teacher: bool
+    defaults: Mapping[str, Any]
+    check: Callable[[Mapping[str, Any], int], None] = lambda params, num_classes: None
+
+    def resolve(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Returns the defaults updated with ``params``; unknown names are an error."""
+        given = dict(params.items()) if params is not None else {}
+        unknown = sorted(set(given) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"config.loss.{unknown[0]} is not a parameter of loss "
+                             f"{self.name!r}; allowed: {sorted(self.defaults)}")
+        return {**self.defaults, **given}
+
+    def validate(self, params: Mapping[str, Any], num_classes: int) -> None:
+        """Checks ``params`` (without ``name``) for ``num_classes`` classes.
+
+        Raises:
+          ValueError: naming ``config.loss.<param>`` and the bad value, or listing the
+            allowed names for an unknown parameter.
+        """
+        self.check(self.resolve(params), num_classes)
+
+
+def _field(param: str) -> str:
+    return f"config.loss.{param}"
+
+
+def _check_number(param: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        _fail(_field(param), "a real number", value)
+
+
+def _checker(rules: Mapping[str, Callable[[str, Any], None]]):
+    """A ``check`` function applying ``rule(field, value)`` to each numeric parameter."""
+
+    def check(params: Mapping[str, Any], num_classes: int) -> None:
+        del num_classes
+        for param, rule in rules.items():
+            _check_number(param, params[param])
+            rule(_field(param), params[param])
+
+    return check
+
+
+def _nonneg(field: str, value: Any) -> None:
+    _check_range(field, value, 0.0)
+
+
+def _smoothing(field: str, value: Any) -> None:
+    _check_range(field, value, 0.0, 1.0, high_open=True)
+
+
+def _teacher_logits(teacher: Outputs | None, name: str) -> Array:
+    if teacher is None:
+        raise ValueError(f"loss {name!r} needs teacher outputs, got None")
+    return teacher.logits
+
+
+def _ce_fn(student, teacher, labels, rng, *, label_smoothing=0.0):
+    del teacher, rng
+    return cross_entropy(student.logits, labels, label_smoothing=label_smoothing)
+
+
+def _cp_fn(student, teacher, labels, rng, *, beta=0.1):
+    del teacher, rng
+    return cross_entropy(student.logits, labels) + beta * confidence_penalty(student.logits)
+
+
+def _tolerant_eta(eta: float | None, u: float | None, k: int) -> float:
+    if (eta is None) == (u is None):
+        raise ValueError("tolerant_teacher needs exactly one of config.loss.eta and "
+                         f"config.loss.u, got eta={eta!r}, u={u!r}")
+    return eta if eta is not None else eta_from_primary_score(u, k=k)
+
+
+def _tolerant_fn(student, teacher, labels, rng, *, eta=None, u=None, k=5):
+    del teacher, rng
+    return tolerant_teacher_loss(student.logits, labels, eta=_tolerant_eta(eta, u, k), k=k)
+
+
+def _tolerant_check(params: Mapping[str, Any], num_classes: int) -> None:
+    _check_k(_field("k"), params["k"], num_classes)
+    for param, rule in (("eta", _check_eta), ("u", _check_eta)):
+        if params[param] is not None:
+            _check_number(param, params[param])
+            rule(_field(param), params[param])
+    _tolerant_eta(params["eta"], params["u"], params["k"])
+
+
+def _born_again_fn(student, teacher, labels, rng, *, label_weight=0.0, temperature=1.0):
+    del rng
+    return born_again_loss(student.logits, _teacher_logits(teacher, "born_again"), labels,
+                           label_weight=label_weight, temperature=temperature)
+
+
+def _ban_l_fn(student, teacher, labels, rng):
+    del rng
+    t = _teacher_logits(teacher, "ban_l")
+    return cross_entropy(student.logits, labels) + distillation_kl(student.logits, t)
+
+
+def _cwtm_fn(student, teacher, labels, rng):
+    del rng
+    return cwtm_loss(student.logits, _teacher_logits(teacher, "cwtm"), labels)
+
+
+def _dkpp_fn(student, teacher, labels, rng):
+    del labels
+    log_targets = _dkpp_log_targets(_teacher_logits(teacher, "dkpp"), rng)
+    return _kl_from_log_probs(log_targets, _log_softmax(student.logits))
+
+
+def _sd_fn(student, teacher, labels, rng, *, temperature=2.0):
+    del rng
+    t = _teacher_logits(teacher, "snapshot_distillation")
+    return snapshot_distillation_loss(student.logits, t, labels, temperature=temperature)
+
+
+def _kd_fn(student, teacher, labels, rng, *, ce_weight=1.0, kl_weight=1.0,
+           temperature=4.0, scale_by_t2=True):
+    del rng
+    t = _teacher_logits(teacher, "kd")
+    kl = distillation_kl(student.logits, t, teacher_temperature=temperature,
+                         student_temperature=temperature)
+    kl_scale = kl_weight * (temperature**2 if scale_by_t2 else 1.0)
+    return ce_weight * cross_entropy(student.logits, labels) + kl_scale * kl
+
+
+def _kd_check(params: Mapping[str, Any], num_classes: int) -> None:
+    _checker({"ce_weight": _nonneg, "kl_weight": _nonneg,
+              "temperature": _check_positive})(params, num_classes)
+    if not isinstance(params["scale_by_t2"], bool):
+        _fail(_field("scale_by_t2"), "a bool", params["scale_by_t2"])
+
+
+def _hint_fn(student, teacher, labels, rng, *, ce_weight=1.0, hint_weight=1.0):
+    del rng
+    if teacher is None or teacher.features is None or student.features is None:
+        raise ValueError("loss 'hint' needs student and teacher features")
+    hint = hint_loss(student.features, teacher.features)
+    return ce_weight * cross_entropy(student.logits, labels) + hint_weight * hint
+
+
+def _registry(*specs: LossSpec) -> Mapping[str, LossSpec]:
+    return types.MappingProxyType({spec.name: spec for spec in specs})
+
+
+LOSSES: Mapping[str, LossSpec] = _registry(
+    LossSpec("cross_entropy", _ce_fn, False, {"label_smoothing": 0.0},
+             _checker({"label_smoothing": _smoothing})),
+    LossSpec("confidence_penalty", _cp_fn, False, {"beta": 0.1},
+             _checker({"beta": _nonneg})),
+    LossSpec("tolerant_teacher", _tolerant_fn, False, {"eta": None, "u": None, "k": 5},
+             _tolerant_check),
+    LossSpec("born_again", _born_again_fn, True, {"label_weight": 0.0, "temperature": 1.0},
+             _checker({"label_weight": _check_weight, "temperature": _check_positive})),
+    LossSpec("ban_l", _ban_l_fn, True, {}),
+    LossSpec("cwtm", _cwtm_fn, True, {}),
+    LossSpec("dkpp", _dkpp_fn, True, {}),
+    LossSpec("snapshot_distillation", _sd_fn, True, {"temperature": 2.0},
+             _checker({"temperature": _check_positive})),
+    LossSpec("kd", _kd_fn, True, {"ce_weight": 1.0, "kl_weight": 1.0, "temperature": 4.0,
+                                  "scale_by_t2": True}, _kd_check),
+    LossSpec("hint", _hint_fn, True, {"ce_weight": 1.0, "hint_weight": 1.0},
+             _checker({"ce_weight": _nonneg, "hint_weight": _nonneg})),
+)
+
+
+def names() -> list[str]:
+    """Names of the registered losses, sorted."""
+    return sorted(LOSSES)
+
+
+def get(name: str) -> LossSpec:
+    """The registered loss called ``name``.
+
+    Raises:
+      ValueError: for an unknown name, listing the known ones.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"config.loss.name must be one of {names()}, got {name!r}")
+    return LOSSES[name]

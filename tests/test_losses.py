@@ -1,0 +1,435 @@
+"""Tests for jaxkd.losses: hand-computed values, the papers' derived facts, the registry."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.test_util import check_grads
+
+from jaxkd import losses
+
+LOGITS = np.array([[1.0, 2.0, 3.0, 0.5], [0.0, -1.0, 4.0, 2.0], [0.3, 0.2, 0.1, 0.0]],
+                  np.float32)
+TEACHER = np.array([[2.0, 0.0, 1.0, -1.0], [1.0, 3.0, 0.0, 0.5], [-2.0, 0.0, 5.0, 1.0]],
+                   np.float32)
+LABELS = np.array([2, 3, 0], np.int32)
+
+
+def np_log_softmax(x):
+    x = np.asarray(x, np.float64)
+    shifted = x - x.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def np_softmax(x):
+    return np.exp(np_log_softmax(x))
+
+
+def np_ce(x, y):
+    return -np_log_softmax(x)[np.arange(len(y)), y]
+
+
+def np_kl(t, s, tt=1.0, ts=1.0):
+    log_q, log_p = np_log_softmax(np.asarray(t) / tt), np_log_softmax(np.asarray(s) / ts)
+    return (np.exp(log_q) * (log_q - log_p)).sum(-1)
+
+
+def jitted(fn, **kwargs):
+    return jax.jit(functools.partial(fn, **kwargs))
+
+
+# ------------------------------------------------------------------------------------------
+# Hand-computed values.
+# ------------------------------------------------------------------------------------------
+
+
+def test_cross_entropy_matches_numpy():
+    out = jitted(losses.cross_entropy)(LOGITS, LABELS)
+    assert out.shape == (3,) and out.dtype == jnp.float32
+    np.testing.assert_allclose(out, np_ce(LOGITS, LABELS), rtol=1e-6)
+    # One value by hand: logits (0.3, 0.2, 0.1, 0.0), label 0.
+    expected = np.log(np.exp([0.3, 0.2, 0.1, 0.0]).sum()) - 0.3
+    np.testing.assert_allclose(out[2], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.5])
+def test_label_smoothing_matches_formula(eps):
+    out = jitted(losses.cross_entropy, label_smoothing=eps)(LOGITS, LABELS)
+    targets = (1 - eps) * np.eye(4)[LABELS] + eps / 4
+    expected = -(targets * np_log_softmax(LOGITS)).sum(-1)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_soft_cross_entropy_matches_numpy():
+    q = np_softmax(TEACHER)
+    out = jitted(losses.soft_cross_entropy)(LOGITS, q.astype(np.float32))
+    np.testing.assert_allclose(out, -(q * np_log_softmax(LOGITS)).sum(-1), rtol=1e-6)
+    one_hot = np.eye(4, dtype=np.float32)[LABELS]
+    np.testing.assert_allclose(jitted(losses.soft_cross_entropy)(LOGITS, one_hot),
+                               np_ce(LOGITS, LABELS), rtol=1e-6)
+
+
+@pytest.mark.parametrize("tt,ts", [(1.0, 1.0), (2.0, 1.0), (3.0, 3.0), (0.5, 2.0)])
+def test_distillation_kl_matches_numpy(tt, ts):
+    fn = jitted(losses.distillation_kl, teacher_temperature=tt, student_temperature=ts)
+    out = fn(LOGITS, TEACHER)
+    np.testing.assert_allclose(out, np_kl(TEACHER, LOGITS, tt, ts), rtol=1e-5, atol=1e-7)
+    assert np.all(np.asarray(out) > 0)
+    np.testing.assert_allclose(fn(TEACHER * ts / tt, TEACHER), 0.0, atol=1e-6)
+
+
+def test_top_k_score_difference_matches_numpy():
+    for k in (2, 3, 4):
+        out = jitted(losses.top_k_score_difference, k=k)(LOGITS)
+        scores = -np.sort(-np_softmax(LOGITS), axis=-1)
+        expected = scores[:, 0] - scores[:, 1:k].mean(-1)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_tolerant_teacher_loss_matches_numpy():
+    eta, k = 3 / 7, 3
+    out = jitted(losses.tolerant_teacher_loss, eta=eta, k=k)(LOGITS, LABELS)
+    scores = -np.sort(-np_softmax(LOGITS), axis=-1)
+    tsd = scores[:, 0] - scores[:, 1:k].mean(-1)
+    np.testing.assert_allclose(out, eta * np_ce(LOGITS, LABELS) + (1 - eta) * tsd, rtol=1e-5)
+    pure_ce = jitted(losses.tolerant_teacher_loss, eta=1.0, k=4)(LOGITS, LABELS)
+    np.testing.assert_allclose(pure_ce, np_ce(LOGITS, LABELS), rtol=1e-6)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.6, 1.0])
+def test_born_again_loss_matches_numpy(lam):
+    out = jitted(losses.born_again_loss, label_weight=lam)(LOGITS, TEACHER, LABELS)
+    expected = lam * np_ce(LOGITS, LABELS) + (1 - lam) * np_kl(TEACHER, LOGITS)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [2.0, 3.0])
+def test_snapshot_distillation_loss_matches_numpy(temperature):
+    out = jitted(losses.snapshot_distillation_loss, temperature=temperature)(
+        LOGITS, TEACHER, LABELS)
+    expected = ((1 + 1 / temperature) * np_ce(LOGITS, LABELS)
+                + np_kl(TEACHER, LOGITS, tt=temperature, ts=1.0))
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_confidence_penalty_is_negative_entropy():
+    out = jitted(losses.confidence_penalty)(LOGITS)
+    p = np_softmax(LOGITS)
+    np.testing.assert_allclose(out, (p * np.log(p)).sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(jitted(losses.confidence_penalty)(np.zeros((2, 8))),
+                               -np.log(8.0), rtol=1e-6)
+
+
+def test_cwtm_weights_and_loss():
+    w = jitted(losses.cwtm_weights)(TEACHER)
+    top = np_softmax(TEACHER).max(-1)
+    np.testing.assert_allclose(w, top / top.sum(), rtol=1e-6)
+    np.testing.assert_allclose(np.sum(w), 1.0, rtol=1e-6)
+    out = jitted(losses.cwtm_loss)(LOGITS, TEACHER, LABELS)
+    assert out.shape == (3,)
+    np.testing.assert_allclose(np.mean(out), np.sum(top / top.sum() * np_ce(LOGITS, LABELS)),
+                               rtol=1e-5)
+
+
+def test_hint_loss_is_mean_squared_difference():
+    s = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = np.array([[0.0, 0.0, 0.0], [3.0, 5.0, 2.0]], np.float32)
+    out = jitted(losses.hint_loss)(s, t)
+    np.testing.assert_allclose(out, [(0 + 1 + 4) / 3, (0 + 1 + 9) / 3], rtol=1e-6)
+    with pytest.raises(ValueError, match="same shape"):
+        jitted(losses.hint_loss)(s, np.zeros((2, 4), np.float32))
+
+
+def test_ensemble_logits():
+    fn = jax.jit(losses.ensemble_logits)
+    np.testing.assert_allclose(fn([LOGITS, LOGITS, LOGITS]), np_log_softmax(LOGITS),
+                               rtol=1e-5, atol=1e-6)
+    expected = np.log((np_softmax(LOGITS) + np_softmax(TEACHER)) / 2)
+    np.testing.assert_allclose(fn([LOGITS, TEACHER]), expected, rtol=1e-5, atol=1e-6)
+    scaled = jax.jit(functools.partial(losses.ensemble_logits, scales=[1.0, 2.0]))
+    expected = np.log((np_softmax(LOGITS) + np_softmax(2 * TEACHER)) / 2)
+    np.testing.assert_allclose(scaled([LOGITS, TEACHER]), expected, rtol=1e-5, atol=1e-6)
+    big = fn([LOGITS * 1e4, TEACHER * 1e4])
+    assert np.all(np.isfinite(np.exp(big))) and np.allclose(np.exp(big).sum(-1), 1.0)
+    with pytest.raises(ValueError, match="scales"):
+        losses.ensemble_logits([LOGITS, TEACHER], scales=[1.0])
+
+
+# ------------------------------------------------------------------------------------------
+# Derived facts from the papers.
+# ------------------------------------------------------------------------------------------
+
+
+def test_kd_gradient_is_probability_difference():
+    """BAN Eqn 5: d CE(z, softmax(t)) / dz = softmax(z) - softmax(t), at T = 1."""
+    expected = np_softmax(LOGITS) - np_softmax(TEACHER)
+    soft_ce = lambda s, t: jnp.sum(losses.soft_cross_entropy(s, jax.nn.softmax(t)))
+    kl = lambda s, t: jnp.sum(losses.distillation_kl(s, t))
+    for fn in (soft_ce, kl):
+        grad = jax.jit(jax.grad(fn))(LOGITS, TEACHER)
+        np.testing.assert_allclose(grad, expected, atol=1e-6)
+    teacher_grad = jax.jit(jax.grad(kl, argnums=1))(LOGITS, TEACHER)
+    np.testing.assert_array_equal(teacher_grad, 0.0)
+
+
+def _minimise_tolerant_teacher(eta, k, num_classes=10, label=3, steps=3000):
+    labels = jnp.array([label])
+    z0 = jnp.asarray(0.1 * np.random.default_rng(0).normal(size=(1, num_classes)), jnp.float32)
+    opt = optax.adam(0.05)
+    loss = lambda z: jnp.sum(losses.tolerant_teacher_loss(z, labels, eta=eta, k=k))
+
+    def step(carry, _):
+        z, opt_state = carry
+        updates, opt_state = opt.update(jax.grad(loss)(z), opt_state)
+        return (optax.apply_updates(z, updates), opt_state), None
+
+    (z, _), _ = jax.lax.scan(step, (z0, opt.init(z0)), None, length=steps)
+    return jax.nn.softmax(z)[0]
+
+
+@pytest.mark.parametrize("u,k", [(0.6, 5), (0.7, 3)])
+def test_tolerant_teacher_optimum(u, k):
+    """TT Sec. 3.2: the optimum of Eqn 3 has f_a1 = u(eta), K-1 runners-up sharing 1-u."""
+    eta = losses.eta_from_primary_score(u, k=k)
+    probs = np.asarray(jax.jit(_minimise_tolerant_teacher, static_argnums=(0, 1))(eta, k))
+    order = np.argsort(-probs)
+    assert order[0] == 3
+    np.testing.assert_allclose(probs[3], losses.primary_score_from_eta(eta, k=k), atol=1e-2)
+    np.testing.assert_allclose(probs[3], u, atol=1e-2)
+    np.testing.assert_allclose(probs[order[1:k]].sum(), 1 - u, atol=1e-2)
+    assert probs[order[k:]].sum() < 1e-2
+
+
+def test_eta_primary_score_round_trip():
+    assert losses.eta_from_primary_score(0.6, k=5) == pytest.approx(3 / 7, abs=1e-12)
+    assert losses.primary_score_from_eta(3 / 7, k=5) == pytest.approx(0.6, abs=1e-12)
+    for k in (2, 5, 10):
+        for u in (0.35, 0.6, 0.7, 0.99, 1.0):
+            eta = losses.eta_from_primary_score(u, k=k)
+            assert 0 < eta < 1
+            assert losses.primary_score_from_eta(eta, k=k) == pytest.approx(u, abs=1e-12)
+    assert losses.primary_score_from_eta(1.0, k=5) == 1.0
+    assert losses.primary_score_from_eta(0.9, k=5) == 1.0  # 0.9/0.1 * 4/5 > 1: capped.
+    assert isinstance(losses.eta_from_primary_score(0.6), float)
+
+
+def test_distillation_kl_temperature_limits():
+    large = jitted(losses.distillation_kl, teacher_temperature=1e4, student_temperature=1e4)
+    assert np.max(large(LOGITS, TEACHER)) < 1e-6
+    # A sharp teacher (T -> 0) is its one-hot argmax: the KL becomes CE to that label.
+    sharp = jitted(losses.distillation_kl, teacher_temperature=1e-3)(LOGITS, TEACHER)
+    np.testing.assert_allclose(sharp, np_ce(LOGITS, TEACHER.argmax(-1)), rtol=1e-5)
+    # Large T on the snapshot-distillation loss leaves (1 + 1/T) CE + KL to a uniform target.
+    sd = jitted(losses.snapshot_distillation_loss, temperature=1e4)(LOGITS, TEACHER, LABELS)
+    uniform = np.full_like(LOGITS, 0.0)
+    np.testing.assert_allclose(sd, np_ce(LOGITS, LABELS) + np_kl(uniform, LOGITS), rtol=1e-3)
+
+
+def test_dkpp_keeps_argmax_and_values_and_permutes():
+    teacher = np.random.default_rng(1).normal(size=(64, 10)).astype(np.float32) * 3
+    fn = jax.jit(losses.dkpp_targets)
+    targets = np.asarray(fn(teacher, jax.random.key(2)))
+    probs = np_softmax(teacher)
+    rows = np.arange(64)
+    top = probs.argmax(-1)
+    np.testing.assert_array_equal(targets.argmax(-1), top)
+    np.testing.assert_allclose(targets[rows, top], probs[rows, top], rtol=1e-5)
+    np.testing.assert_allclose(np.sort(targets, -1), np.sort(probs, -1), rtol=1e-5, atol=1e-9)
+    moved = ~np.isclose(targets, probs, rtol=1e-5, atol=1e-9)
+    assert moved.any(axis=-1).mean() > 0.9
+    # Identical examples get independent permutations; a new key gives a new draw.
+    same = fn(np.tile(teacher[:1], (64, 1)), jax.random.key(3))
+    assert len({tuple(np.round(np.asarray(r), 6)) for r in same}) > 1
+    assert not np.allclose(fn(teacher, jax.random.key(4)), targets)
+    np.testing.assert_array_equal(fn(teacher, jax.random.key(2)), targets)
+
+
+# ------------------------------------------------------------------------------------------
+# Gradients, dtypes, validation.
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [
+    functools.partial(losses.cross_entropy, labels=LABELS, label_smoothing=0.1),
+    functools.partial(losses.distillation_kl, teacher_logits=TEACHER, teacher_temperature=2.0),
+    functools.partial(losses.tolerant_teacher_loss, labels=LABELS, eta=3 / 7, k=3),
+    functools.partial(losses.snapshot_distillation_loss, teacher_logits=TEACHER,
+                      labels=LABELS, temperature=3.0),
+    losses.confidence_penalty,
+    functools.partial(losses.hint_loss, teacher_features=TEACHER),
+], ids=["ce_lsr", "kl", "tolerant", "sd", "cp", "hint"])
+def test_check_grads(fn):
+    check_grads(jax.jit(lambda z: jnp.sum(fn(z))), (LOGITS,), order=1, modes=["rev"],
+                atol=1e-2, rtol=1e-2)
+
+
+def test_bf16_inputs_give_float32():
+    @jax.jit
+    def all_losses(s, t):
+        return [
+            losses.cross_entropy(s, LABELS, label_smoothing=0.1),
+            losses.soft_cross_entropy(s, jax.nn.softmax(t)),
+            losses.distillation_kl(s, t, teacher_temperature=4.0),
+            losses.top_k_score_difference(s, k=3),
+            losses.tolerant_teacher_loss(s, LABELS, eta=0.5, k=3),
+            losses.born_again_loss(s, t, LABELS, label_weight=0.5),
+            losses.snapshot_distillation_loss(s, t, LABELS, temperature=2.0),
+            losses.confidence_penalty(s),
+            losses.cwtm_loss(s, t, LABELS),
+            losses.hint_loss(s, t),
+            losses.dkpp_targets(t, jax.random.key(0)),
+            losses.ensemble_logits([s, t]),
+        ]
+
+    s, t = jnp.asarray(LOGITS, jnp.bfloat16), jnp.asarray(TEACHER, jnp.bfloat16)
+    outs = all_losses(s, t)
+    for out in outs:
+        assert out.dtype == jnp.float32 and np.all(np.isfinite(out))
+    np.testing.assert_allclose(outs[0], np_ce(np.asarray(s, np.float32), LABELS) * 0.9
+                               - 0.1 * np_log_softmax(np.asarray(s, np.float32)).mean(-1),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: losses.tolerant_teacher_loss(LOGITS, LABELS, eta=0.0), "eta .* got 0.0"),
+    (lambda: losses.tolerant_teacher_loss(LOGITS, LABELS, eta=1.5), "eta .* got 1.5"),
+    (lambda: losses.top_k_score_difference(LOGITS, k=5), "k must be <= .*4.*got 5"),
+    (lambda: losses.top_k_score_difference(LOGITS, k=1), "k must be >= 2, got 1"),
+    (lambda: losses.distillation_kl(LOGITS, TEACHER, teacher_temperature=0.0),
+     "teacher_temperature must be > 0, got 0.0"),
+    (lambda: losses.distillation_kl(LOGITS, TEACHER, student_temperature=-1.0),
+     "student_temperature must be > 0, got -1.0"),
+    (lambda: losses.snapshot_distillation_loss(LOGITS, TEACHER, LABELS, temperature=-2.0),
+     "temperature must be > 0, got -2.0"),
+    (lambda: losses.born_again_loss(LOGITS, TEACHER, LABELS, label_weight=1.2),
+     r"label_weight must be in \[0, 1\], got 1.2"),
+    (lambda: losses.cross_entropy(LOGITS, LABELS, label_smoothing=1.0),
+     r"label_smoothing must be in \[0, 1\), got 1.0"),
+    (lambda: losses.eta_from_primary_score(0.0), "u must be .* got 0.0"),
+    (lambda: losses.primary_score_from_eta(0.5, k=1), "k must be >= 2, got 1"),
+], ids=lambda x: x if isinstance(x, str) else "")
+def test_hyperparameter_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_traced_hyperparameters_are_not_checked_in_python():
+    fn = jax.jit(lambda z, t, temp: losses.snapshot_distillation_loss(z, t, LABELS,
+                                                                       temperature=temp))
+    np.testing.assert_allclose(fn(LOGITS, TEACHER, 2.0), jitted(
+        losses.snapshot_distillation_loss, temperature=2.0)(LOGITS, TEACHER, LABELS),
+        rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# Registry.
+# ------------------------------------------------------------------------------------------
+
+REQUIRED = {"tolerant_teacher": {"u": 0.6}}
+
+
+def _outputs(seed, batch=6, num_classes=10, dim=5):
+    rng = np.random.default_rng(seed)
+    return losses.Outputs(rng.normal(size=(batch, num_classes)).astype(np.float32),
+                          rng.normal(size=(batch, dim)).astype(np.float32))
+
+
+def test_registry_names():
+    assert set(losses.names()) == {
+        "cross_entropy", "confidence_penalty", "tolerant_teacher", "born_again", "ban_l",
+        "cwtm", "dkpp", "snapshot_distillation", "kd", "hint"}
+    with pytest.raises(ValueError, match="kd.*got 'nope'"):
+        losses.get("nope")
+
+
+@pytest.mark.parametrize("name", losses.names())
+def test_registry_runs_under_jit_with_defaults(name):
+    spec = losses.get(name)
+    spec.validate(REQUIRED.get(name, {}), num_classes=10)
+    params = spec.resolve(REQUIRED.get(name, {}))
+    student, teacher = _outputs(0), _outputs(1)
+    labels = np.arange(6, dtype=np.int32)
+
+    def total(z_student, z_teacher):
+        t = teacher._replace(logits=z_teacher) if spec.needs_teacher else None
+        out = spec.fn(student._replace(logits=z_student), t, labels, jax.random.key(0),
+                      **params)
+        return jnp.sum(out), out
+
+    grad_fn = jax.jit(jax.grad(total, argnums=(0, 1), has_aux=True))
+    (grad_student, grad_teacher), out = grad_fn(student.logits, teacher.logits)
+    assert out.shape == (6,) and out.dtype == jnp.float32 and np.all(np.isfinite(out))
+    assert np.all(np.isfinite(grad_student)) and np.any(grad_student != 0)
+    np.testing.assert_array_equal(grad_teacher, 0.0)
+
+
+def test_registry_values_match_formulas():
+    s, t = losses.Outputs(LOGITS, LOGITS[:, :3]), losses.Outputs(TEACHER, TEACHER[:, :3])
+    rng = jax.random.key(0)
+
+    def run(name, **params):
+        spec = losses.get(name)
+        return jax.jit(lambda a, b: spec.fn(a, b, LABELS, rng, **spec.resolve(params)))(s, t)
+
+    ce, kl = np_ce(LOGITS, LABELS), np_kl(TEACHER, LOGITS)
+    np.testing.assert_allclose(run("ban_l"), ce + kl, rtol=1e-5)
+    np.testing.assert_allclose(run("born_again"), kl, rtol=1e-5)
+    np.testing.assert_allclose(run("kd"), ce + 16 * np_kl(TEACHER, LOGITS, 4, 4), rtol=1e-5)
+    np.testing.assert_allclose(run("kd", scale_by_t2=False, ce_weight=0.5, temperature=2.0),
+                               0.5 * ce + np_kl(TEACHER, LOGITS, 2, 2), rtol=1e-5)
+    p = np_softmax(LOGITS)
+    np.testing.assert_allclose(run("confidence_penalty", beta=0.3),
+                               ce + 0.3 * (p * np.log(p)).sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(run("tolerant_teacher", u=0.6, k=3),
+                               run("tolerant_teacher", eta=0.6 * 3 / (2 + 0.6 * 3), k=3),
+                               rtol=1e-6)
+    hint = ((LOGITS[:, :3] - TEACHER[:, :3]) ** 2).mean(-1)
+    np.testing.assert_allclose(run("hint", hint_weight=2.0), ce + 2 * hint, rtol=1e-5)
+    dkpp = jax.jit(lambda a, b: (losses.get("dkpp").fn(a, b, LABELS, rng),
+                                 losses.dkpp_targets(b.logits, rng)))
+    out, targets = dkpp(s, t)
+    targets = np.asarray(targets, np.float64)
+    expected = (targets * (np.log(targets) - np_log_softmax(LOGITS))).sum(-1)
+    np.testing.assert_allclose(out, expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name,params,match", [
+    ("snapshot_distillation", {"temperature": -1}, r"config\.loss\.temperature .* got -1"),
+    ("kd", {"temperature": 0.0}, r"config\.loss\.temperature must be > 0, got 0.0"),
+    ("kd", {"scale_by_t2": 1}, r"config\.loss\.scale_by_t2 must be a bool"),
+    ("kd", {"kl_weight": -0.5}, r"config\.loss\.kl_weight .* got -0.5"),
+    ("kd", {"tau": 5.0}, r"config\.loss\.tau .*allowed: \['ce_weight', 'kl_weight', "
+                         r"'scale_by_t2', 'temperature'\]"),
+    ("born_again", {"label_weight": 1.5}, r"config\.loss\.label_weight .* got 1.5"),
+    ("born_again", {"temperature": "2"}, r"config\.loss\.temperature must be a real number"),
+    ("cross_entropy", {"label_smoothing": 1.0}, r"config\.loss\.label_smoothing .* got 1.0"),
+    ("confidence_penalty", {"beta": -0.1}, r"config\.loss\.beta .* got -0.1"),
+    ("tolerant_teacher", {"u": 0.6, "k": 11}, r"config\.loss\.k must be <= .*10.*got 11"),
+    ("tolerant_teacher", {"u": 0.6, "k": 1}, r"config\.loss\.k must be >= 2, got 1"),
+    ("tolerant_teacher", {"u": 0.6, "k": 2.5}, r"config\.loss\.k must be an integer"),
+    ("tolerant_teacher", {"eta": 0.0}, r"config\.loss\.eta .* got 0.0"),
+    ("tolerant_teacher", {"u": 1.2}, r"config\.loss\.u .* got 1.2"),
+    ("tolerant_teacher", {}, r"exactly one of config\.loss\.eta and config\.loss\.u"),
+    ("tolerant_teacher", {"u": 0.6, "eta": 0.4}, r"exactly one of config\.loss\.eta"),
+    ("cwtm", {"temperature": 2.0}, r"config\.loss\.temperature .*allowed: \[\]"),
+    ("hint", {"hint_weight": -1.0}, r"config\.loss\.hint_weight .* got -1.0"),
+])
+def test_registry_validate_errors(name, params, match):
+    with pytest.raises(ValueError, match=match):
+        losses.get(name).validate(params, num_classes=10)
+
+
+def test_registry_validate_accepts_good_params():
+    losses.get("tolerant_teacher").validate({"u": 0.7, "k": 10}, num_classes=10)
+    losses.get("kd").validate({"temperature": 5, "kl_weight": 0.5}, num_classes=100)
+    losses.get("born_again").validate({"label_weight": 0.6}, num_classes=100)
+
+
+def test_hint_needs_features():
+    spec = losses.get("hint")
+    with pytest.raises(ValueError, match="features"):
+        spec.fn(losses.Outputs(LOGITS), losses.Outputs(TEACHER), LABELS, jax.random.key(0))
+    with pytest.raises(ValueError, match="teacher"):
+        losses.get("kd").fn(losses.Outputs(LOGITS), None, LABELS, jax.random.key(0))
