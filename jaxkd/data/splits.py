@@ -1,0 +1,175 @@
+"""`load_splits`: read a source, carve the held-out split, subset, and compute statistics.
+
+Order of operations, all reproducible from `seed`:
+  1. the source gives its train and test splits (test is never touched below);
+  2. `heldout_size` examples are carved out of train, stratified by class (each class gives
+     its share of the held-out split, rounded by largest remainder), chosen with
+     `numpy.random.default_rng([seed, 1])`; the held-out split therefore does not depend on
+     `train_per_class`;
+  3. `train_per_class` > 0 keeps that many examples of each class of what is left, chosen
+     with `default_rng([seed, 2])`; indices are kept in their original order;
+  4. the per-channel mean and standard deviation are computed from the final train split
+     (in [0, 1] units); streamed data sets use the ImageNet constants instead.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from typing import Any
+
+import numpy as np
+
+from jaxkd.data import arrays, cifar_binary, host_ops, image_folder, sample, tfds_source
+from jaxkd.data.dataset import (IMAGENET_MEAN, IMAGENET_STD, LABEL_KEYS, SOURCES,
+                                ArrayDataset, RawData, Splits, StreamingDataset, check,
+                                check_labels, check_non_negative_int, data_field, field,
+                                validate_augment)
+
+_HELDOUT_STREAM, _SUBSET_STREAM = 1, 2
+
+
+def _validate(cfg: Any) -> None:
+    source = data_field(cfg, "source")
+    check(source in SOURCES, f"config.data.source must be one of {SOURCES}, got {source!r}")
+    check_non_negative_int(data_field(cfg, "heldout_size"), "config.data.heldout_size")
+    check_non_negative_int(data_field(cfg, "train_per_class"), "config.data.train_per_class")
+    size = data_field(cfg, "image_size")
+    check(check_non_negative_int(size, "config.data.image_size") > 0,
+          f"config.data.image_size must be > 0, got {size!r}")
+    label_key = data_field(cfg, "label_key")
+    check(source == "tfds" or label_key in LABEL_KEYS,
+          f"config.data.label_key must be one of {LABEL_KEYS}, got {label_key!r}")
+    if source in ("cifar_binary", "image_folder", "npz"):
+        check(bool(data_field(cfg, "path")),
+              f"config.data.path must be set when config.data.source={source!r}")
+    augment = field(cfg, "augment", None)
+    if augment is not None:
+        validate_augment(augment)
+
+
+def _read_source(cfg: Any) -> RawData:
+    source, path = data_field(cfg, "source"), os.path.expanduser(data_field(cfg, "path"))
+    size, label_key = data_field(cfg, "image_size"), data_field(cfg, "label_key")
+    if source == "sample":
+        return sample.load(size)
+    if source == "cifar_binary":
+        return cifar_binary.load(path, label_key)
+    if source == "image_folder":
+        return image_folder.load(path, size, os.path.expanduser(data_field(cfg, "test_path")))
+    if source == "npz":
+        return arrays.load(path)
+    return tfds_source.load(
+        data_field(cfg, "name"), data_dir=data_field(cfg, "data_dir"), label_key=label_key,
+        image_key=data_field(cfg, "image_key"), image_size=size,
+        train_split=data_field(cfg, "train_split"), test_split=data_field(cfg, "test_split"),
+        streaming=data_field(cfg, "streaming"))
+
+
+def _use_coarse(raw: RawData, cfg: Any) -> RawData:
+    """Makes the coarse labels the target for sources that do not do it themselves."""
+    source = data_field(cfg, "source")
+    if data_field(cfg, "label_key") != "coarse_label" or source in ("cifar_binary", "tfds"):
+        return raw
+    check(raw.train.coarse_labels is not None and raw.coarse_class_names is not None,
+          f"config.data.label_key='coarse_label' but {raw.origin} has no coarse labels")
+    train, test = (ArrayDataset(s.images, s.coarse_labels, s.coarse_labels)
+                   for s in (raw.train, raw.test))
+    return RawData(train, test, raw.coarse_class_names, raw.coarse_class_names, raw.origin)
+
+
+def resize_all(data: ArrayDataset, size: int) -> ArrayDataset:
+    """Resizes every image to size x size (bilinear) with a thread pool."""
+    if data.images.shape[1:3] == (size, size):
+        return data
+    with concurrent.futures.ThreadPoolExecutor((os.cpu_count() or 1) + 2) as pool:
+        images = np.stack(list(pool.map(lambda a: host_ops.resize_square(a, size),
+                                        data.images, chunksize=256)))
+    return ArrayDataset(images, data.labels, data.coarse_labels)
+
+
+def stratified_choice(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of `size` examples, each class contributing its share of `size`."""
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = size * counts / len(labels)
+    take = np.floor(quota).astype(np.int64)
+    order = np.argsort(-(quota - take), kind="stable")
+    take[order[:size - int(take.sum())]] += 1
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
+def carve_heldout(train, size: int, seed: int):
+    """Splits `train` into (rest, heldout) with `size` held-out examples (0: no heldout)."""
+    if size == 0:
+        return train, None
+    check(size < len(train), f"config.data.heldout_size={size} must be smaller than the "
+          f"{len(train)} training examples")
+    rng = np.random.default_rng([seed, _HELDOUT_STREAM])
+    if train.labels is None:  # Streamed without labels: a plain random choice.
+        held = np.sort(rng.choice(len(train), size, replace=False))
+    else:
+        held = stratified_choice(train.labels, size, rng)
+    rest = np.setdiff1d(np.arange(len(train)), held, assume_unique=True)
+    return train.subset(rest), train.subset(held)
+
+
+def per_class_subset(train, per_class: int, num_classes: int, seed: int):
+    """Keeps `per_class` examples of each class (0: everything)."""
+    if per_class == 0:
+        return train
+    check(train.labels is not None, "config.data.train_per_class needs labels known ahead; "
+          "it is not available for streamed data sets")
+    rng = np.random.default_rng([seed, _SUBSET_STREAM])
+    chosen = []
+    for c in range(num_classes):
+        members = np.flatnonzero(train.labels == c)
+        check(len(members) >= per_class, f"config.data.train_per_class={per_class} but class "
+              f"{c} has only {len(members)} training examples")
+        chosen.append(rng.permutation(members)[:per_class])
+    return train.subset(np.sort(np.concatenate(chosen)))
+
+
+def channel_stats(images: np.ndarray):
+    """Per-channel mean and standard deviation of uint8 images, in [0, 1] units.
+
+    Exact and fast: from the histogram of the 256 pixel values of each channel.
+    """
+    values = np.arange(256, dtype=np.float64)
+    mean, std = [], []
+    for c in range(images.shape[-1]):
+        counts = np.bincount(images[..., c].reshape(-1), minlength=256).astype(np.float64)
+        total = counts.sum()
+        m = (counts @ values) / total
+        mean.append(m)
+        std.append(np.sqrt(max((counts @ values ** 2) / total - m * m, 0.0)))
+    return (np.array(mean) / 255).astype(np.float32), \
+        (np.maximum(np.array(std), 1e-3) / 255).astype(np.float32)
+
+
+def load_splits(data_cfg: Any, *, seed: int) -> Splits:
+    """Reads `config.data` into train / test / heldout splits.
+
+    Args:
+        data_cfg: `config.data` (ConfigDict or dict), fields described in docs/data.md.
+        seed: the run's seed; fixes the held-out split and the per-class subset.
+
+    Returns:
+        Splits with ArrayDatasets (or StreamingDatasets for ImageNet-sized data).
+    """
+    _validate(data_cfg)
+    raw = _use_coarse(_read_source(data_cfg), data_cfg)
+    size, num_classes = data_field(data_cfg, "image_size"), len(raw.class_names)
+    train, test = raw.train, raw.test
+    if isinstance(train, ArrayDataset):
+        train, test = resize_all(train, size), resize_all(test, size)
+        for name, split in (("train", train), ("test", test)):
+            check_labels(split.labels, num_classes, f"{raw.origin} ({name} split)")
+    train, heldout = carve_heldout(train, data_field(data_cfg, "heldout_size"), seed)
+    train = per_class_subset(train, data_field(data_cfg, "train_per_class"), num_classes, seed)
+    if isinstance(train, StreamingDataset):
+        mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
+    else:
+        mean, std = channel_stats(train.images)
+    return Splits(train, test, heldout, num_classes, tuple(raw.class_names),
+                  raw.coarse_class_names, mean, std, size)
