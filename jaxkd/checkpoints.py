@@ -21,6 +21,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+log = logging.getLogger(__name__)
+
 _ITEMS = ("state", "meta")
 
 
@@ -103,7 +105,7 @@ class PhaseCheckpoints:
             try:
                 return _restore_step(self._periodic, step, abstract_state, where)
             except CheckpointError as err:
-                logging.warning("skipping checkpoint: %s", err)
+                log.warning("skipping checkpoint: %s", err)
                 errors.append(str(err))
         if errors:
             raise CheckpointError("no usable checkpoint in " + str(self.phase_dir / "ckpt") +

@@ -26,18 +26,26 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
+    quiet_library_logs()
     sharding.initialize_distributed()
     config = _CONFIG.value
-    logging.info("config:\n%s", config)
-    logging.info("process %d/%d, devices: %s", jax.process_index(), jax.process_count(),
+    log = logging.getLogger("jaxkd")
+    log.info("config:\n%s", config)
+    log.info("process %d/%d, devices: %s", jax.process_index(), jax.process_count(),
                  jax.devices())
     try:
         results = run_lib.run(config, _WORKDIR.value)
     except ValueError as err:  # bad input: a clear message, no traceback from inside JAX
-        logging.error("%s", err)
+        logging.getLogger("jaxkd").error("%s", err)
         sys.exit(2)
     print(format_results(results))
+
+
+def quiet_library_logs() -> None:
+    """jaxkd's own INFO lines stay; orbax's and absl's per-save chatter goes to WARNING."""
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("jaxkd").setLevel(logging.INFO)
 
 
 def format_results(results: dict) -> str:

@@ -17,6 +17,8 @@ import numpy as np
 
 from jaxkd import losses
 
+log = logging.getLogger(__name__)
+
 
 def greedy_next_anchor(kl_to_anchor: Sequence[float], current: int, delta: float) -> int:
     """Index of the next anchor after `current` by the RCO greedy rule.
@@ -69,7 +71,7 @@ def select_anchor(runner, index: int, student_state):
         kl = [mean_kl(student, analysis.split_logits_of_ref(runner, ref, "heldout"))
               for ref in anchors]
         chosen = greedy_next_anchor(kl, current, runner.config.rco.delta)
-        logging.info("RCO greedy: after anchor %d, H=%s -> anchor %d", current,
+        log.info("RCO greedy: after anchor %d, H=%s -> anchor %d", current,
                      np.round(kl, 4).tolist(), chosen)
     runner.remember_anchor(index, chosen)
     return dataclasses.replace(anchors[chosen], select="")

@@ -24,6 +24,8 @@ from jaxkd.engine import loop, sharding
 from jaxkd.engine import state as state_lib
 from jaxkd.engine.writer import MetricWriter
 
+log = logging.getLogger(__name__)
+
 # Fields a rerun may change without being refused: they do not alter what is computed,
 # or (generations) they extend a finished process.
 _RESUME_SAFE_FIELDS = ("progress_bar", "allow_config_change", "write_report",
@@ -87,7 +89,8 @@ def validate(config) -> list[plans.Phase]:
 class Runner:
     """Holds what the phases of one run share and executes them in order."""
 
-    def __init__(self, config, workdir: pathlib.Path, plan: list[plans.Phase]):
+    def __init__(self, config, workdir: pathlib.Path, plan: list[plans.Phase], *,
+                 writer: MetricWriter | None = None):
         self.config, self.workdir, self.plan = config, workdir, plan
         self.mesh = sharding.make_mesh(config.num_devices)
         sharding.check_batch_size(config.batch_size, self.mesh)
@@ -99,11 +102,23 @@ class Runner:
             eval_batch_size=config.eval_batch_size, augment_cfg=config.data.augment,
             seed=config.seed)
         self.image_shape = tuple(self.splits.train.images.shape[1:])
-        self.writer = MetricWriter(workdir)
+        self.writer = writer if writer is not None else MetricWriter(workdir)
         self.ctx = loop.PhaseContext(config, workdir, self.mesh, self.pipeline, self.writer,
                                      self.splits.num_classes)
         self.key = jax.random.key(config.seed)
         self._finals: dict[str, Any] = {}
+
+    @classmethod
+    def from_workdir(cls, workdir: str | pathlib.Path) -> "Runner":
+        """A Runner over an existing workdir, rebuilt from its config.json (for analysis).
+
+        Nothing is trained or written: metrics go nowhere new and no TensorBoard file is
+        created; the phases' checkpoints are only read.
+        """
+        workdir = pathlib.Path(workdir).absolute()
+        config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+        return cls(config, workdir, validate(config),
+                   writer=MetricWriter(workdir, tensorboard=False))
 
     # -- models and states -------------------------------------------------------------
     def model(self, name: str, overrides) -> Any:
@@ -152,6 +167,9 @@ class Runner:
             return self._fresh_state(phase, model), 0
         prev = self.final_state(index - 1)
         start = int(jax.device_get(prev.step))
+        # A copy: the train step donates its state, and the previous phase's final state
+        # may also be this phase's teacher (snapshot distillation).
+        prev = jax.tree_util.tree_map(lambda x: x.copy(), prev)
         state = prev.replace(tx=self._optimizer(phase, start), apply_fn=model.apply)
         return state, start
 
@@ -166,15 +184,18 @@ class Runner:
             names = {p.name: i for i, p in enumerate(self.plan)}
             model = self.phase_model(self.plan[names[ref.phases[0]]])
             members = [state_lib.variables_of(self.final_state(names[n])) for n in ref.phases]
-            return loop.Teacher(model, members[0] if len(members) == 1 else members)
+            return loop.Teacher(model, members[0] if len(members) == 1 else members,
+                                self.plan[names[ref.phases[0]]].model)
         if ref.checkpoint:
-            model, path = self.model(ref.model, ref.model_overrides), ref.checkpoint
+            name, path = ref.model, ref.checkpoint
+            model = self.model(ref.model, ref.model_overrides)
         else:
             phase = plans.phase_by_name(self.plan)[ref.phases[0]]
-            model, path = self.phase_model(phase), str(self._phase_dir(phase.name))
+            name, path = phase.model, str(self._phase_dir(phase.name))
+            model = self.phase_model(phase)
         if ref.anchor:
             path = f"{path}/anchors/{ref.anchor}"
-        return loop.Teacher(model, self._load_checkpoint_teacher(path, model))
+        return loop.Teacher(model, self._load_checkpoint_teacher(path, model), name)
 
     def teacher(self, index: int, student_state=None) -> loop.Teacher | None:
         """Resolves plan[index].teacher (greedy RCO anchors are chosen here)."""
@@ -210,15 +231,15 @@ class Runner:
         record = ckpts.final_meta()["record"] if done else None
         ckpts.close()
         if done:
-            logging.info("phase %s: finished earlier, skipped", phase.name)
+            log.info("phase %s: finished earlier, skipped", phase.name)
             return record
         model = self.phase_model(phase)
         init_state, start = self._initial_state(index, model)
         teacher = self.teacher(index, init_state)
         key = jax.random.fold_in(jax.random.fold_in(self.key, 2), index)
-        logging.info("phase %d/%d %s (%s, init=%s, teacher=%s, loss=%s, %d epochs)", index + 1,
-                     len(self.plan), phase.name, phase.model, phase.init,
-                     phase.teacher, phase.loss, phase.num_epochs)
+        log.info("phase %d/%d %s (%s, init=%s, teacher=%s, loss=%s, %d epochs)", index + 1,
+                 len(self.plan), phase.name, phase.model, phase.init,
+                 describe_teacher(phase.teacher), phase.loss, phase.num_epochs)
         state, record = loop.train_phase(self.ctx, phase, model, init_state, teacher=teacher,
                                          key=key, start_step=start)
         self._finals = {phase.name: state}   # keep only what the next phase may continue
@@ -233,6 +254,16 @@ class Runner:
         write_json_atomic(self.workdir / "results.json", _strip_history(results))
         self.writer.close()
         return results
+
+
+def describe_teacher(ref: plans.TeacherRef | None) -> str:
+    """A short human description of a teacher reference for logs."""
+    if ref is None:
+        return "none"
+    where = ref.checkpoint or "+".join(ref.phases)
+    if ref.select:
+        return f"{ref.select} anchor of {where}"
+    return f"{where} anchor {ref.anchor}" if ref.anchor else where
 
 
 def _strip_history(results: dict) -> dict:

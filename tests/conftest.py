@@ -5,6 +5,9 @@ import pathlib
 # Must happen before jax is imported anywhere in the test process.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Identical programs (the same tiny model in many tests) compile once per machine.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "/tmp/jaxkd_test_compilation_cache")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import pytest  # noqa: E402
 

@@ -23,6 +23,8 @@ from jaxkd.engine import step as step_lib
 from jaxkd.engine.state import TrainState, variables_of
 from jaxkd.engine.writer import MetricWriter
 
+log = logging.getLogger(__name__)
+
 
 class NonFiniteError(RuntimeError):
     """The loss or a gradient became NaN/inf; the state was not updated."""
@@ -38,6 +40,7 @@ class PhaseContext:
     pipeline: Any
     writer: MetricWriter
     num_classes: int
+    step_cache: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -46,6 +49,12 @@ class Teacher:
 
     model: Any
     variables: Any
+    name: str = ""
+
+    def signature(self) -> tuple:
+        """What the compiled program depends on: architecture and ensemble size."""
+        size = len(self.variables) if isinstance(self.variables, (list, tuple)) else 0
+        return (self.name or repr(self.model), size)
 
 
 @dataclasses.dataclass
@@ -88,13 +97,32 @@ def _check_finite(window: list, phase: str, step0: int, config, last_ckpt: str) 
             f"{last_ckpt or 'none (the phase had not saved one yet)'}. Set "
             f"config.nonfinite='skip' to skip such steps instead.")
     if bad:
-        logging.warning("phase %s: skipped %d non-finite steps in the window ending at %d",
+        log.warning("phase %s: skipped %d non-finite steps in the window ending at %d",
                         phase, len(bad), step0 + len(window))
     keys = ("loss", "top1", "grad_norm")
     good = [m for m in fetched if bool(m["finite"])] or fetched
     out = {k: float(np.mean([m[k] for m in good])) for k in keys}
     out["skipped"] = len(bad)
     return out
+
+
+def _compiled_steps(ctx: PhaseContext, phase, model, teacher: Teacher | None):
+    """The phase's jitted train and eval steps, shared by phases that compile the same.
+
+    Born-again generations and snapshot cycles of one run differ only in the arguments
+    (states, teacher variables), so they reuse one compiled program.
+    """
+    key = (phase.model, phase.model_overrides, phase.loss, phase.loss_params,
+           teacher.signature() if teacher else None)
+    if key not in ctx.step_cache:
+        dtype = _dtype(ctx.config)
+        train = step_lib.make_train_step(
+            model, losses.get(phase.loss), dict(phase.loss_params), mesh=ctx.mesh,
+            teacher_model=teacher.model if teacher else None,
+            use_features=phase.loss == "hint", dtype=dtype)
+        ctx.step_cache[key] = (train, step_lib.make_eval_step(model, mesh=ctx.mesh,
+                                                              dtype=dtype))
+    return ctx.step_cache[key]
 
 
 def _progress_bar(config, total: int, initial: int, desc: str):
@@ -112,13 +140,7 @@ class PhaseTrainer:
                  teacher: Teacher | None, ckpts: checkpoints.PhaseCheckpoints, key):
         self.ctx, self.phase, self.model, self.teacher = ctx, phase, model, teacher
         self.state, self.ckpts, self.key = state, ckpts, key
-        cfg = ctx.config
-        spec = losses.get(phase.loss)
-        self.train_step = step_lib.make_train_step(
-            model, spec, dict(phase.loss_params), mesh=ctx.mesh,
-            teacher_model=teacher.model if teacher else None,
-            use_features=phase.loss == "hint", dtype=_dtype(cfg))
-        self.eval_step = step_lib.make_eval_step(model, mesh=ctx.mesh, dtype=_dtype(cfg))
+        self.train_step, self.eval_step = _compiled_steps(ctx, phase, model, teacher)
         self.spe = ctx.pipeline.steps_per_epoch
         self.total = self.spe * phase.num_epochs
         self.last_ckpt = ""
@@ -149,7 +171,7 @@ class PhaseTrainer:
             res.update(epoch=epoch + 1, step=(epoch + 1) * self.spe)
             progress.history.append(res)
             self.ctx.writer.write(dict(phase=phase.name, kind="eval", **res))
-            logging.info("phase %s epoch %d/%d: test top-1 %.4f top-5 %.4f loss %.4f",
+            log.info("phase %s epoch %d/%d: test top-1 %.4f top-5 %.4f loss %.4f",
                          phase.name, epoch + 1, phase.num_epochs, res["top1"], res["top5"],
                          res["loss"])
         anchor_every = getattr(phase, "anchor_every_epochs", 0)
@@ -227,7 +249,7 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
         state, meta = restored
         progress = _Progress(meta["start_step"], list(meta["history"]), meta["wall_time"])
         ctx.writer.drop_after(phase.name, meta["step"] - meta["start_step"])
-        logging.info("phase %s: resumed at step %d", phase.name, meta["step"])
+        log.info("phase %s: resumed at step %d", phase.name, meta["step"])
     trainer = PhaseTrainer(ctx, phase, model, state, teacher, ckpts, key)
     progress = trainer.run(progress)
     step = int(jax.device_get(trainer.state.step))

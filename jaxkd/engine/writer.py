@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 from typing import Any, Mapping
 
 import jax
+
+
+def _summary_writer(directory: pathlib.Path):
+    """A tensorboardX writer, imported without pulling PyTorch into the process.
+
+    tensorboardX imports torch when it is installed; torch's OpenMP runtime next to XLA's
+    thread pools crashed the process here (segfault), so the import is hidden from it.
+    """
+    hide = "torch" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # makes `import torch` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if hide:
+            del sys.modules["torch"]
+    return SummaryWriter(str(directory))
 
 
 class MetricWriter:
@@ -17,8 +35,7 @@ class MetricWriter:
         self.path = pathlib.Path(workdir) / "metrics.jsonl"
         self._tb = None
         if self.enabled and tensorboard:
-            from tensorboardX import SummaryWriter  # imported lazily: optional at import time
-            self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+            self._tb = _summary_writer(pathlib.Path(workdir) / "tensorboard")
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Writes `record` (must hold 'phase', 'kind' and 'step'); scalars go to TensorBoard."""

@@ -1,0 +1,192 @@
+"""End to end: plans run on tiny data, phases chain their teachers, runs resume exactly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxkd import checkpoints, run as run_lib
+from jaxkd.engine import loop
+from tests.helpers import tiny_config, write_tiny_npz
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    return write_tiny_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
+
+
+def _final_params(workdir, phase):
+    path = workdir / "phases" / phase / "final"
+    step = max(int(p.name) for p in path.iterdir() if p.name.isdigit())
+    import orbax.checkpoint as ocp
+    with ocp.StandardCheckpointer() as ck:
+        tree = ck.restore(path / str(step) / "state")
+    return tree["params"]
+
+
+def _without_times(results):
+    out = json.loads(json.dumps(results))
+    out.pop("run_wall_time", None)
+    for p in out["phases"]:
+        p.pop("wall_time", None)
+        p.pop("history", None)
+        p.pop("checkpoint", None)
+    return out
+
+
+def _assert_same_tree(a, b):
+    jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+
+
+def test_born_again_three_generations(npz, tmp_path):
+    config = tiny_config(npz, "born_again", generations=2)
+    results = run_lib.run(config, tmp_path)
+    assert [p["name"] for p in results["phases"]] == ["gen0", "gen1", "gen2"]
+    assert set(results["ensembles"]) == {"bane"}
+    assert results["ensembles"]["bane"]["members"] == ["gen1", "gen2"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [p["name"] for p in saved["phases"]] == ["gen0", "gen1", "gen2"]
+    for p in saved["phases"]:
+        assert 0.0 <= p["best_top1"] <= 1.0 and p["epochs"] == 2
+    # Generation 1 learns from the teacher only (BAN): its loss is a KL, not gen0's CE.
+    recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    first = {ph: next(r["loss"] for r in recs if r["phase"] == ph and r["kind"] == "train")
+             for ph in ("gen0", "gen1")}
+    assert first["gen0"] > 1.0 > first["gen1"]      # CE at init ~ln 4; KL between two inits small
+    assert (tmp_path / "tensorboard").is_dir()
+
+
+def test_snapshot_distillation_swaps_teacher_at_cycle_boundaries(npz, tmp_path):
+    config = tiny_config(npz, "snapshot_distillation", num_epochs=3,
+                         **{"snapshot.cycles": 3, "snapshot.peak_lr": 0.05})
+    results = run_lib.run(config, tmp_path)
+    assert [p["name"] for p in results["phases"]] == ["cycle1", "cycle2", "cycle3"]
+    assert {"snapshot_ensemble", "sd_ensemble"} <= set(results["ensembles"])
+    assert results["ensembles"]["sd_ensemble"]["scales"] == [1.0, 2.0, 4.0]
+    # Weights continue: cycle k's final step is k * steps_per_epoch.
+    steps = [int(sorted((tmp_path / "phases" / f"cycle{k}" / "final").iterdir())[0].name)
+             for k in (1, 2, 3)]
+    assert steps == [4, 8, 12]
+    # The teacher of cycle k is exactly the final snapshot of cycle k-1.
+    runner = run_lib.Runner(config, tmp_path, run_lib.validate(config))
+    for k in (1, 2):
+        teacher = runner.teacher(k)
+        _assert_same_tree(jax.device_get(teacher.variables["params"]),
+                          _final_params(tmp_path, f"cycle{k}"))
+
+
+def test_rco_one_stage_follows_anchors(npz, tmp_path):
+    config = tiny_config(npz, "rco", **{"rco.anchor_every_epochs": 1, "rco.teacher_epochs": 2,
+                                        "rco.teacher_model": "resnet14",
+                                        "rco.teacher_lr": 0.05})
+    results = run_lib.run(config, tmp_path)
+    assert [p["name"] for p in results["phases"]] == ["teacher", "stage1", "stage2"]
+    anchors = sorted(p.name for p in (tmp_path / "phases/teacher/anchors").iterdir())
+    assert anchors == ["1", "2"]
+    runner = run_lib.Runner(config, tmp_path, run_lib.validate(config))
+    t1 = runner.teacher(1)
+    assert t1.name == "resnet14"
+    anchor1 = checkpoints.load_variables(tmp_path / "phases/teacher/anchors/1",
+                                         runner._abstract_variables(t1.model))
+    _assert_same_tree(jax.device_get(t1.variables), jax.device_get(anchor1))
+
+
+def test_rco_greedy_picks_anchors_on_heldout(npz, tmp_path):
+    config = tiny_config(npz, "rco", **{"rco.mode": "greedy", "rco.anchor_every_epochs": 1,
+                                        "rco.teacher_epochs": 2, "data.heldout_size": 16})
+    results = run_lib.run(config, tmp_path)
+    route = json.loads((tmp_path / "rco_route.json").read_text())
+    assert route["1"] == 0                       # the first stage learns from anchor 1
+    assert route["2"] == 1                       # two anchors: the rule must advance to 2
+    assert len(results["phases"]) == 3
+
+
+def _crash_after(monkeypatch, n_steps):
+    """Makes the n-th train step of the process raise, as a crash would stop it."""
+    real = loop._compiled_steps
+    calls = {"n": 0}
+
+    def patched(*args, **kwargs):
+        train, evaluate = real(*args, **kwargs)
+
+        def crashing(*a, **k):
+            calls["n"] += 1
+            if calls["n"] > n_steps:
+                raise KeyboardInterrupt("simulated crash")
+            return train(*a, **k)
+        return crashing, evaluate
+
+    monkeypatch.setattr(loop, "_compiled_steps", patched)
+
+
+def test_resume_mid_phase_equals_uninterrupted_run(npz, tmp_path, monkeypatch):
+    config = tiny_config(npz, "born_again", generations=1, checkpoint_every_steps=3)
+    full = run_lib.run(config, tmp_path / "full")
+    with monkeypatch.context() as m:
+        _crash_after(m, 10)                       # gen0 has 8 steps: crash inside gen1
+        with pytest.raises(KeyboardInterrupt):
+            run_lib.run(config, tmp_path / "crashed")
+    assert (tmp_path / "crashed/phases/gen0/final").is_dir()
+    assert not (tmp_path / "crashed/phases/gen1/final").is_dir()
+    resumed = run_lib.run(config, tmp_path / "crashed")
+    assert _without_times(resumed) == _without_times(full)
+    for phase in ("gen0", "gen1"):
+        _assert_same_tree(_final_params(tmp_path / "full", phase),
+                          _final_params(tmp_path / "crashed", phase))
+
+
+def test_workdir_of_another_config_is_refused(npz, tmp_path):
+    config = tiny_config(npz, num_epochs=1)
+    run_lib.run(config, tmp_path)
+    changed = tiny_config(npz, num_epochs=1, **{"schedule.base_lr": 0.2})
+    with pytest.raises(run_lib.ConfigMismatchError, match=r"config.schedule.base_lr: 0.05 -> 0.2"):
+        run_lib.run(changed, tmp_path)
+    changed.allow_config_change = True
+    run_lib.run(changed, tmp_path)               # explicit override: resumes (all done)
+
+
+def test_extending_a_finished_process_with_more_generations(npz, tmp_path):
+    run_lib.run(tiny_config(npz, "born_again", generations=1, num_epochs=1), tmp_path)
+    before = _final_params(tmp_path, "gen1")
+    results = run_lib.run(tiny_config(npz, "born_again", generations=2, num_epochs=1), tmp_path)
+    assert [p["name"] for p in results["phases"]] == ["gen0", "gen1", "gen2"]
+    _assert_same_tree(before, _final_params(tmp_path, "gen1"))   # never rewritten
+
+
+def test_cli_killed_between_phases_resumes(npz, tmp_path):
+    """SIGKILL the CLI right after the first generation is final; the rerun completes."""
+    args = [sys.executable, "-m", "jaxkd.main", "--config=configs/quickstart.py",
+            f"--workdir={tmp_path}", "--config.data.source=npz", f"--config.data.path={npz}",
+            "--config.num_epochs=1", "--config.batch_size=16", "--config.eval_batch_size=16",
+            "--config.progress_bar=False", "--config.write_report=False"]
+    env = dict(os.environ)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(args, cwd=repo, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while not (tmp_path / "phases/gen0/final").is_dir() and proc.poll() is None:
+        assert time.time() < deadline, "gen0 never finished"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "gen1" in done.stdout and "best top-1" in done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [p["name"] for p in results["phases"]] == ["gen0", "gen1"]
+    assert (tmp_path / "metrics.jsonl").exists() and (tmp_path / "config.json").exists()
+
+
+def test_invalid_config_fails_before_compiling(npz, tmp_path):
+    config = tiny_config(npz, **{"loss.name": "snapshot_distillation"})
+    with pytest.raises(ValueError, match="needs a teacher"):
+        run_lib.run(config, tmp_path)
+    config = tiny_config(npz, "tolerant_teacher", **{"tolerant_teacher.k": 7})
+    with pytest.raises(ValueError, match="config.loss.k"):
+        run_lib.run(config, tmp_path / "b")
