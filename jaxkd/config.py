@@ -27,8 +27,13 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.source = "sample"
     c.data.name = ""
     c.data.path = ""
+    c.data.test_path = ""
     c.data.data_dir = ""
     c.data.label_key = "label"
+    c.data.image_key = ""
+    c.data.train_split = ""
+    c.data.test_split = ""
+    c.data.streaming = "auto"
     c.data.heldout_size = 0
     c.data.train_per_class = 0
     c.data.image_size = 32

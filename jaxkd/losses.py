@@ -487,6 +487,7 @@ class LossSpec:
       defaults: every accepted parameter with its default.
       check: ``check(params, num_classes)`` on the complete (defaults-merged) params;
         raises ``ValueError`` naming ``config.loss.<param>``.
+      needs_features: whether ``fn`` reads penultimate features (the hint loss).
     """
 
     name: str
@@ -494,6 +495,7 @@ class LossSpec:
     needs_teacher: bool
     defaults: Mapping[str, Any]
     check: Callable[[Mapping[str, Any], int], None] = lambda params, num_classes: None
+    needs_features: bool = False
 
     def resolve(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Returns the defaults updated with ``params``; unknown names are an error."""
@@ -655,7 +657,7 @@ LOSSES: Mapping[str, LossSpec] = _registry(
     LossSpec("kd", _kd_fn, True, {"ce_weight": 1.0, "kl_weight": 1.0, "temperature": 4.0,
                                   "scale_by_t2": True}, _kd_check),
     LossSpec("hint", _hint_fn, True, {"ce_weight": 1.0, "hint_weight": 1.0},
-             _checker({"ce_weight": _nonneg, "hint_weight": _nonneg})),
+             _checker({"ce_weight": _nonneg, "hint_weight": _nonneg}), needs_features=True),
 )
 
 

@@ -101,7 +101,7 @@ class Runner:
             self.splits, mesh=self.mesh, batch_size=config.batch_size,
             eval_batch_size=config.eval_batch_size, augment_cfg=config.data.augment,
             seed=config.seed)
-        self.image_shape = tuple(self.splits.train.images.shape[1:])
+        self.image_shape = tuple(self.splits.image_shape)
         self.writer = writer if writer is not None else MetricWriter(workdir)
         self.ctx = loop.PhaseContext(config, workdir, self.mesh, self.pipeline, self.writer,
                                      self.splits.num_classes)

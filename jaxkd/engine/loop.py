@@ -115,11 +115,11 @@ def _compiled_steps(ctx: PhaseContext, phase, model, teacher: Teacher | None):
     key = (phase.model, phase.model_overrides, phase.loss, phase.loss_params,
            teacher.signature() if teacher else None)
     if key not in ctx.step_cache:
-        dtype = _dtype(ctx.config)
+        dtype, spec = _dtype(ctx.config), losses.get(phase.loss)
         train = step_lib.make_train_step(
-            model, losses.get(phase.loss), dict(phase.loss_params), mesh=ctx.mesh,
+            model, spec, spec.resolve(dict(phase.loss_params)), mesh=ctx.mesh,
             teacher_model=teacher.model if teacher else None,
-            use_features=phase.loss == "hint", dtype=dtype)
+            use_features=spec.needs_features, dtype=dtype)
         ctx.step_cache[key] = (train, step_lib.make_eval_step(model, mesh=ctx.mesh,
                                                               dtype=dtype))
     return ctx.step_cache[key]
