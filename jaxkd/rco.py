@@ -52,6 +52,15 @@ def mean_kl(student_logits: np.ndarray, teacher_logits: np.ndarray) -> float:
                                                  jnp.asarray(student_logits))))
 
 
+def _anchor_logits(runner, ref) -> np.ndarray:
+    """Held-out logits of an anchor, computed once per run (anchors never change)."""
+    from jaxkd import analysis
+    cache = runner.__dict__.setdefault("_anchor_logits", {})
+    if ref not in cache:
+        cache[ref] = analysis.split_logits_of_ref(runner, ref, "heldout")
+    return cache[ref]
+
+
 def select_anchor(runner, index: int, student_state):
     """Resolves a 'greedy' TeacherRef of plan[index] to a concrete anchor (a TeacherRef).
 
@@ -62,16 +71,16 @@ def select_anchor(runner, index: int, student_state):
     from jaxkd import analysis  # local: analysis imports the engine
     phase = runner.plan[index]
     anchors = runner.anchor_refs(phase)
-    prev = runner.plan[index - 1]
-    if prev.teacher is None or prev.teacher.select != "greedy":
+    prev = runner.plan[index - 1] if index else None
+    if prev is None or prev.teacher is None or prev.teacher.select != "greedy":
         chosen = 0
     else:
         current = runner.chosen_anchor(index - 1)
         student = analysis.split_logits(runner, phase, student_state, "heldout")
-        kl = [mean_kl(student, analysis.split_logits_of_ref(runner, ref, "heldout"))
-              for ref in anchors]
+        kl = [mean_kl(student, _anchor_logits(runner, ref)) if j >= current else float("nan")
+              for j, ref in enumerate(anchors)]
         chosen = greedy_next_anchor(kl, current, runner.config.rco.delta)
         log.info("RCO greedy: after anchor %d, H=%s -> anchor %d", current,
-                     np.round(kl, 4).tolist(), chosen)
+                 np.round(kl, 4).tolist(), chosen)
     runner.remember_anchor(index, chosen)
     return dataclasses.replace(anchors[chosen], select="")

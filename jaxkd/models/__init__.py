@@ -1,0 +1,83 @@
+"""Model zoo: the image classifiers of the four papers, built by name.
+
+Usage::
+
+    model = get_model('resnet56', num_classes=100, dtype=jnp.bfloat16)
+    variables = model.init(rng, images, train=False)
+    logits, state = model.apply(variables, images, train=True, mutable=['batch_stats'],
+                                rngs={'dropout': key})
+    logits, features = model.apply(variables, images, train=False, return_features=True)
+
+Every model takes float NHWC images (already normalised), keeps its BatchNorm statistics in
+the `batch_stats` collection, returns float32 logits `[B, num_classes]` (and, when asked,
+the float32 globally pooled penultimate activations `[B, D]` that the `head` Dense layer
+maps to the logits). See docs/models.md for the table of names, sizes and FLOPs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxkd.models import densenet, mobilenet_v2, resnet_cifar, resnet_imagenet, wide_resnet
+from jaxkd.models.common import ModelSpec
+
+_REGISTRY: dict[str, ModelSpec] = {}
+for _family in (resnet_cifar, densenet, wide_resnet, mobilenet_v2, resnet_imagenet):
+    _REGISTRY.update(_family.MODELS)
+
+
+def list_models() -> list[str]:
+    """Names accepted by `get_model`, sorted."""
+    return sorted(_REGISTRY)
+
+
+def model_overrides(name: str) -> dict[str, Any]:
+    """The keyword overrides `get_model` accepts for `name`, with their defaults."""
+    return dict(_lookup(name).overrides)
+
+
+def get_model(name: str, *, num_classes: int, dtype: Any = jnp.float32,
+              **overrides: Any) -> nn.Module:
+    """Builds the named classifier.
+
+    Args:
+        name: one of `list_models()`, e.g. 'resnet56', 'densenet_bc_190_40', 'wrn_28_10',
+            'mobilenetv2_cifar', 'resnet50'.
+        num_classes: number of logits.
+        dtype: activation dtype (`jnp.bfloat16` on accelerators); parameters stay float32
+            and the logits are float32 regardless.
+        **overrides: architecture options of the model's family, see `model_overrides`
+            (e.g. `dropout_rate` for Wide ResNets, `width` and `expansion` for MobileNetV2,
+            `remat` for DenseNets, `zero_init_residual` for post-activation ResNets).
+
+    Returns:
+        An unbound Flax Linen module.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones), unknown override (the
+            message names it and the accepted ones) or an invalid override value.
+    """
+    model_spec = _lookup(name)
+    unknown = sorted(set(overrides) - set(model_spec.overrides))
+    if unknown:
+        raise ValueError(f"model {name!r} does not accept override(s) {unknown}; "
+                         f"accepted: {sorted(model_spec.overrides)}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    kwargs = {**model_spec.overrides, **overrides}
+    if model_spec.validate is not None:
+        model_spec.validate(kwargs)
+    return model_spec.cls(num_classes=num_classes, dtype=dtype, **model_spec.kwargs, **kwargs)
+
+
+def _lookup(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known models: "
+                         f"{', '.join(list_models())}") from None
+
+
+__all__ = ["get_model", "list_models", "model_overrides"]
