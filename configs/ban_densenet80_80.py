@@ -27,15 +27,8 @@ SGD Nesterov 0.9, wd 5e-4, batch 128, 200 epochs, lr 0.1 multiplied by 0.2 at ep
 with the training set's per-channel mean and std.
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

@@ -33,17 +33,10 @@ and jaxkd no layer sharing/freezing, so the student is the closest zoo network (
 trained entirely from scratch.
 """
 
-import importlib.util
-import pathlib
-
 import ml_collections
 
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

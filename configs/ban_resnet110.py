@@ -25,15 +25,8 @@ batch 128, 164 epochs, lr 0.1 divided by 10 after epochs 82 and 123.
 born-again networks in its text.
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

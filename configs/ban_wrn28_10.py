@@ -23,17 +23,10 @@ Wide-ResNet drop-out"; the rate is the WRN paper's). The student learns from the
 teacher's outputs only (`born_again.variant='ban'`), fresh init, same schedule.
 """
 
-import importlib.util
-import pathlib
-
 import ml_collections
 
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

@@ -20,15 +20,8 @@ Settings ([SD] Sec. 4.1.1): SGD, Nesterov momentum 0.9, weight decay 1e-4, batch
 crop + flip. `--config.schedule.name=step` gives the [TT] schedule (/10 at 82 and 123).
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

@@ -25,15 +25,8 @@ both /10 at epochs 150, 180 and 210, wd 5e-4, batch 64, SGD momentum 0.9. Teache
 `mobilenetv2_cifar` with `round_channels=False` (13.5 MFLOPs as Table 3).
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

@@ -33,15 +33,8 @@ Deviation: jaxkd carves X' out of the training set, so teacher and student train
 40 000 images; the paper samples X' from the training set and does not say it removes it.
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

@@ -37,15 +37,8 @@ lambda = 1 with the tau^2 factor. A trained teacher can be reused by other RCO c
 `--config.rco.teacher_workdir=/tmp/rco_mobilenetv2`.
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

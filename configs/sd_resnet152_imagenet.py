@@ -27,15 +27,8 @@ change, pixel jittering) is approximated by jaxkd's 'imagenet' augmentation (ran
 resized crop to 224 + horizontal flip); no rotation or colour jitter is available.
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

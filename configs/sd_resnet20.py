@@ -25,15 +25,8 @@ learns from the snapshot at the end of k-1 with (1 + 1/T) * CE + KL(softmax(t/T)
 softmax(z)) (Eqn 3, asymmetric). Pad-4 random crop + flip.
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

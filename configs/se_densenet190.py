@@ -23,15 +23,8 @@ each restarting a cosine learning rate at 0.1; plain cross-entropy throughout, e
 continuing the weights of the previous one. Pad-4 random crop + flip.
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

@@ -24,15 +24,8 @@ Settings: patriarch eta * CE + (1 - eta) * TSD (K = 5, u = 0.6); generations
 wd 1e-4, batch 64, 300 epochs, lr 0.1 divided by 10 after epochs 150 and 225.
 """
 
-import importlib.util
-import pathlib
-
+from jaxkd import protocols as common
 from jaxkd.config import default_config
-
-_spec = importlib.util.spec_from_file_location(
-    "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-common = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(common)
 
 
 def get_config():

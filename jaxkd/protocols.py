@@ -1,16 +1,7 @@
-"""Shared pieces of the paper configs: data sets and the papers' training protocols.
+"""The papers' training protocols and data sets, as edits of a config.
 
-Not a config itself (no `get_config`). Config files are loaded by path
-(`--config=configs/<name>.py`, ml_collections' `SourceFileLoader`), not as a package, so
-each one imports this file by its own location:
-
-    _spec = importlib.util.spec_from_file_location(
-        "jaxkd_configs_common", pathlib.Path(__file__).resolve().with_name("common.py"))
-    common = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(common)
-
-which works from any working directory and never clashes with another module called
-`common`.
+The files in `configs/` (and notebooks, and users' own configs) build on these:
+`from jaxkd import protocols as common`.
 
 Every helper edits the ConfigDict in place and returns it. The numbers are the papers':
     [TT]  Yang et al., "Knowledge Distillation in Generations: More Tolerant Teachers
