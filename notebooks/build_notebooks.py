@@ -1,0 +1,254 @@
+"""Writes the notebooks of this folder from the cell sources below (no outputs).
+
+    python notebooks/build_notebooks.py
+
+Every notebook has a `parameters` cell (tagged for papermill and for tests/test_notebooks.py,
+which injects `TINY = True` and a temporary `WORKDIR` right after it). With `TINY` a notebook
+runs on CPU in about a minute: the bundled CIFAR-10 sample, ResNet-8, 1-2 epochs per phase,
+batch 32. The notebooks only call the library (`jaxkd.run.run`, `jaxkd.report`,
+`jaxkd.analysis`) and the repository's config files; edit them here, not in Jupyter.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import nbformat
+from nbformat import v4
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO_URL = "https://github.com/YOUR_ORG/jaxkd"   # placeholder: where this repository lives
+
+INSTALL = f'''import importlib.util
+import pathlib
+import subprocess
+import sys
+
+REPO_URL = "{REPO_URL}"   # placeholder: set to this repository
+if importlib.util.find_spec("jaxkd") is None:   # e.g. a fresh Colab runtime
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{{REPO_URL}}"],
+                   check=True)
+# configs/ (the papers' settings) is not part of the package: use the checkout this notebook
+# lives in, else clone one.
+REPO_DIR = next((d for d in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
+                 if (d / "configs" / "quickstart.py").is_file()), None)
+if REPO_DIR is None:
+    REPO_DIR = pathlib.Path("jaxkd_src").absolute()
+    if not REPO_DIR.exists():
+        subprocess.run(["git", "clone", "--depth=1", REPO_URL, str(REPO_DIR)], check=True)
+print("configs from", REPO_DIR / "configs")'''
+
+INSTALL_NOTE = """## Install
+
+Skipped when `jaxkd` is importable (a local checkout installed with `pip install -e .`).
+On Colab it installs the library from git (set `REPO_URL` in the next cell to where this
+repository lives). If pip replaced the runtime's `jax`, restart the runtime once and run
+again. On a TPU runtime the `jax[tpu]` wheel must match the pinned jax version."""
+
+RUNTIME = '''import jax
+
+print("jax", jax.__version__, "| backend:", jax.default_backend())
+print("devices:", jax.devices())
+ACCELERATOR = jax.default_backend() in ("tpu", "gpu")
+if not ACCELERATOR:
+    print("CPU only: fine for TINY = True; a paper-sized run needs a GPU or TPU runtime.")'''
+
+LOAD_CONFIG = '''import importlib.util
+
+from jaxkd import analysis, report, run
+
+
+def load_config(name):
+    """get_config() of configs/<name>.py of the checkout (as `--config=configs/<name>.py`)."""
+    spec = importlib.util.spec_from_file_location(f"config_{name}",
+                                                  REPO_DIR / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()'''
+
+TINY_CONFIG = '''if TINY:   # CPU smoke test: bundled sample, ResNet-8, 160 images, batch 32
+    config.model = "resnet8"
+    config.data.source, config.data.name = "sample", ""
+    config.data.train_per_class = 16
+    config.batch_size, config.eval_batch_size = 32, 200
+    config.schedule.boundaries = ()
+    config.log_every_steps = 5
+config.dtype = "bfloat16" if ACCELERATOR and BFLOAT16 and not TINY else "float32"
+config.progress_bar = not TINY
+# Batches split evenly over the devices (e.g. 8 TPU cores): round the eval batch up.
+config.eval_batch_size = -(-config.eval_batch_size // jax.device_count()) * jax.device_count()'''
+
+SHOW_REPORT = '''from IPython.display import Image, Markdown, display
+
+run_dir = pathlib.Path(WORKDIR) / f"seed{SEEDS[0]}"
+text = (run_dir / "report.md").read_text()
+display(Markdown(text.split("## Figures")[0]))   # the tables; the figures follow
+for png in ("accuracy.png", "curves.png", "second_class.png"):
+    if (run_dir / png).exists():
+        display(Image(filename=str(run_dir / png)))'''
+
+RUN_SEEDS = '''workdirs = []
+for seed in SEEDS:   # one workdir per seed; rerunning this cell resumes where it stopped
+    config.seed = seed
+    workdirs.append(pathlib.Path(WORKDIR) / f"seed{seed}")
+    results = run.run(config, workdirs[-1])   # also writes report.md + figures (write_report)
+if len(workdirs) > 1:   # mean ± std over the seeds
+    print(report.aggregate_report(workdirs, pathlib.Path(WORKDIR)).read_text())'''
+
+
+def _code(source: str, tags: tuple = ()) -> nbformat.NotebookNode:
+    cell = v4.new_code_cell(source)
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def _common(params: str) -> list:
+    return [_code(params, ("parameters",)), v4.new_markdown_cell(INSTALL_NOTE),
+            _code(INSTALL), v4.new_markdown_cell("## Runtime"), _code(RUNTIME),
+            _code(LOAD_CONFIG)]
+
+
+def quickstart() -> list:
+    intro = """# jaxkd quickstart: a teacher and a born-again student
+
+Trains a ResNet-8 teacher and a born-again ResNet-8 student on the CIFAR-10 sample shipped
+with the package (no download) with `configs/quickstart.py`, then shows the run's report:
+accuracy per phase, training curves, secondary information (Yang et al. 2018, Table 1 and
+Figure 1), student-teacher agreement. About 5 minutes on 2 CPU cores (`TINY`: about one)."""
+    params = '''TINY = False               # True: 1 epoch per phase on 160 images (tests)
+WORKDIR = "runs/quickstart"  # checkpoints, metrics, results.json, report.md, figures
+CONFIG = "quickstart"        # configs/quickstart.py
+NUM_EPOCHS = 8
+DATA_SOURCE = "sample"       # the bundled CIFAR-10 sample
+SEEDS = (0,)
+BFLOAT16 = False'''
+    tiny = '''if TINY:
+    NUM_EPOCHS, SEEDS = 1, (0,)'''
+    config = f'''config = load_config(CONFIG)
+config.num_epochs = NUM_EPOCHS
+config.data.source = DATA_SOURCE
+{TINY_CONFIG}
+print(config)'''
+    return ([v4.new_markdown_cell(intro)] + _common(params) + [
+        _code(tiny), v4.new_markdown_cell("## Config and training"), _code(config),
+        _code(RUN_SEEDS), v4.new_markdown_cell("## Report"), _code(SHOW_REPORT)])
+
+
+def snapshot_distillation() -> list:
+    intro = """# Snapshot distillation on CIFAR-100 (Colab TPU / GPU)
+
+Yang et al., *Snapshot Distillation: Teacher-Student Optimization in One Generation*,
+CVPR 2019. One run of `NUM_EPOCHS` split into `CYCLES` mini-generations; the learning rate
+restarts a cosine in each (Eqn 5) and the snapshot at the end of mini-generation k-1 teaches
+mini-generation k with `(1 + 1/T) CE + KL(softmax(t/T) || softmax(z))` (Eqn 3). The report
+gives the paper's Table 3 row: error at the end of each mini-generation, best, and the
+ensembles (snapshot ensemble; SD ensemble with the k-th snapshot's logits scaled by
+T^(k-1)). Defaults: `configs/sd_resnet56.py`, CIFAR-100 through TFDS, 164 epochs (about
+30-45 min on an A100-class GPU). Put `WORKDIR` on Google Drive to keep it across sessions;
+rerunning resumes."""
+    params = '''TINY = False                     # True: CPU smoke test (bundled sample, ResNet-8)
+WORKDIR = "runs/sd_resnet56_cifar100"
+CONFIG = "sd_resnet56"             # configs/sd_resnet56.py: the paper's CIFAR setting
+NUM_EPOCHS = 164
+CYCLES = 4                         # mini-generations (must divide NUM_EPOCHS)
+TEMPERATURE = 2.0                  # T of Eqn 3 (the paper uses 2 or 3)
+DATA_SOURCE = "tfds"               # CIFAR-100 via TFDS; "cifar_binary" + DATA_PATH offline
+DATA_PATH = ""
+SEEDS = (0,)                       # several seeds: an aggregate with mean ± std
+BFLOAT16 = True                    # bfloat16 activations on TPU / GPU'''
+    tiny = '''if TINY:
+    NUM_EPOCHS, CYCLES, DATA_SOURCE, SEEDS = 2, 2, "sample", (0,)'''
+    config = f'''config = load_config(CONFIG)
+config.num_epochs = NUM_EPOCHS
+config.snapshot.cycles = CYCLES
+config.snapshot.temperature = TEMPERATURE
+config.data.source, config.data.path = DATA_SOURCE, DATA_PATH
+{TINY_CONFIG}
+print(config)'''
+    sd_table = '''# The snapshot-distillation table of the first seed (also in report.md).
+records = analysis.load_results(run_dir)["phases"]
+display(Markdown(report.sd_section(records, analysis.load_results(run_dir))))'''
+    return ([v4.new_markdown_cell(intro)] + _common(params) + [
+        _code(tiny), v4.new_markdown_cell("## Config and training"), _code(config),
+        _code(RUN_SEEDS), v4.new_markdown_cell("## Report"), _code(SHOW_REPORT),
+        _code(sd_table)])
+
+
+def tolerant_teacher() -> list:
+    intro = """# Tolerant teachers: knowledge distillation in generations (Colab TPU / GPU)
+
+Yang et al., *Knowledge Distillation in Generations: More Tolerant Teachers Educate Better
+Students*. A patriarch is trained with `eta CE + (1 - eta) TSD` (top score difference over
+the K = 5 highest scores, Eqn 3; u = 0.6), then each generation learns from the previous
+one with `lambda CE + (1 - lambda) KL` (Eqn 2; lambda = 0.6): the process D(0.6, 0.6). The
+report shows each generation's best / last accuracy and the ensembles of generations 1..m
+(Figure 2), the top-1..top-4 confidences on the training set (Table 1), the (true class,
+2nd class) matrices (Figure 1) and Dist^C / Dist^S on penultimate features (Eqn 4, Table 2;
+CIFAR-100 superclasses). Defaults: `configs/tt_resnet110.py` with 5 students, CIFAR-100
+through TFDS, 164 epochs per generation (about 0.5-1 h per generation on an A100-class
+GPU). Put `WORKDIR` on Google Drive to keep it across sessions; rerunning resumes, and
+`GENERATIONS` may be raised later on the same workdir."""
+    params = '''TINY = False                     # True: CPU smoke test (bundled sample, ResNet-8)
+WORKDIR = "runs/tt_resnet110_cifar100"
+CONFIG = "tt_resnet110"            # configs/tt_resnet110.py: D(0.6, 0.6), ResNet-110
+NUM_EPOCHS = 164                   # per generation
+GENERATIONS = 5                    # students after the patriarch
+U, LABEL_WEIGHT = 0.6, 0.6         # D(u, lambda)
+DATA_SOURCE = "tfds"               # CIFAR-100 via TFDS; "cifar_binary" + DATA_PATH offline
+DATA_PATH = ""
+SEEDS = (0,)                       # several seeds: an aggregate with mean ± std
+BFLOAT16 = True                    # bfloat16 activations on TPU / GPU'''
+    tiny = '''if TINY:
+    NUM_EPOCHS, GENERATIONS, DATA_SOURCE, SEEDS = 1, 1, "sample", (0,)'''
+    config = f'''config = load_config(CONFIG)
+config.num_epochs = NUM_EPOCHS
+config.generations = GENERATIONS
+config.tolerant_teacher.u = U
+config.tolerant_teacher.label_weight = LABEL_WEIGHT
+config.data.source, config.data.path = DATA_SOURCE, DATA_PATH
+{TINY_CONFIG}
+print(config)'''
+    secondary = '''# Secondary information passed on: how often each generation keeps its teacher's
+# 2nd-highest class on the training set (Figure 1's similarity, as one number).
+train = analysis.evaluate_workdir(run_dir, "train")
+for teacher, student in zip(train.names, train.names[1:]):
+    same = analysis.second_class_agreement(train.logits[teacher], train.logits[student])
+    conf = analysis.topk_confidences(train.logits[student], 4)
+    print(f"{teacher} -> {student}: 2nd-class agreement {100 * same:.1f}%, "
+          f"top-1..4 confidence {', '.join(f'{100 * c:.1f}' for c in conf)}")'''
+    return ([v4.new_markdown_cell(intro)] + _common(params) + [
+        _code(tiny), v4.new_markdown_cell("## Config and training"), _code(config),
+        _code(RUN_SEEDS), v4.new_markdown_cell("## Report"), _code(SHOW_REPORT),
+        v4.new_markdown_cell("## Secondary information, by hand"), _code(secondary)])
+
+
+NOTEBOOKS = {
+    "quickstart.ipynb": quickstart,
+    "snapshot_distillation_tpu.ipynb": snapshot_distillation,
+    "tolerant_teacher_generations.ipynb": tolerant_teacher,
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    """The notebook `name` (a key of NOTEBOOKS), without outputs."""
+    nb = v4.new_notebook(cells=NOTEBOOKS[name]())
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["accelerator"] = "TPU" if "tpu" in name else "GPU"
+    nb.metadata["colab"] = {"provenance": []}
+    for i, cell in enumerate(nb.cells):   # stable ids: rebuilding gives the same files
+        cell["id"] = f"{pathlib.Path(name).stem[:20]}-{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+def main() -> None:
+    for name in NOTEBOOKS:
+        nbformat.write(build(name), HERE / name)
+        print(HERE / name)
+
+
+if __name__ == "__main__":
+    main()
