@@ -47,7 +47,7 @@ def cifar100(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.data.augment.crop_padding = 4
     c.data.augment.pad_mode = "constant"
     c.data.augment.flip = True
-    c.eval_batch_size = 500          # 10 000 test images, 20 full batches
+    c.eval_batch_size = 1000         # 10 000 test images in 10 batches; splits over 8 cores
     return c
 
 
@@ -59,7 +59,7 @@ def imagenet(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.data.image_size = 224
     c.data.augment.kind = "imagenet"
     c.data.augment.flip = True
-    c.eval_batch_size = 250          # 50 000 validation images, 200 full batches
+    c.eval_batch_size = 400          # 50 000 validation images in 125 batches; 8 cores
     c.log_every_steps = 100
     return c
 

@@ -27,9 +27,10 @@ from jaxkd.engine.writer import MetricWriter
 log = logging.getLogger(__name__)
 
 # Fields a rerun may change without being refused: they do not alter what is computed,
-# or (generations) they extend a finished process.
+# or (generations) they extend a finished process, or (nonfinite) they only decide what
+# happens at a non-finite step (rerun with 'skip' after a stop).
 _RESUME_SAFE_FIELDS = ("progress_bar", "allow_config_change", "write_report",
-                       "log_every_steps", "generations")
+                       "log_every_steps", "generations", "nonfinite")
 
 
 class ConfigMismatchError(ValueError):
@@ -150,14 +151,22 @@ class Runner:
         state = state_lib.create_train_state(model, variables, self._optimizer(phase, 0))
         return sharding.replicate(state, self.mesh)
 
+    def _abstract_state(self, phase: plans.Phase, model):
+        """Shapes, dtypes and shardings of a phase's TrainState, without computing it."""
+        shapes = jax.eval_shape(lambda: state_lib.create_train_state(
+            model, state_lib.init_variables(model, jax.random.key(0), self.image_shape),
+            self._optimizer(phase, 0)))
+        repl = sharding.replicated(self.mesh)
+        return jax.tree_util.tree_map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), shapes)
+
     def final_state(self, index: int):
         """The final TrainState of plan[index] (from memory, else from its checkpoint)."""
         phase = self.plan[index]
         if phase.name not in self._finals:
-            model = self.phase_model(phase)
-            like = self._fresh_state(phase, model)
             ckpts = checkpoints.PhaseCheckpoints(self._phase_dir(phase.name))
-            self._finals[phase.name] = ckpts.restore_final(checkpoints.abstract_like(like))[0]
+            target = self._abstract_state(phase, self.phase_model(phase))
+            self._finals[phase.name] = ckpts.restore_final(target)[0]
             ckpts.close()
         return self._finals[phase.name]
 

@@ -52,8 +52,9 @@ def make_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTra
 def init_variables(model, rng: jax.Array, image_shape) -> dict:
     """Initialises a model's variables (params and batch_stats) for one input shape."""
     dummy = jnp.zeros((1, *image_shape), jnp.float32)
-    variables = model.init({"params": rng, "dropout": rng}, dummy, train=False)
-    return flax.core.unfreeze(variables)
+    # Jitted: an eager init runs op by op, tens of seconds for a deep network on a CPU.
+    init = jax.jit(lambda r, x: model.init({"params": r, "dropout": r}, x, train=False))
+    return flax.core.unfreeze(init(rng, dummy))
 
 
 def create_train_state(model, variables: dict, tx: optax.GradientTransformation) -> TrainState:
