@@ -38,6 +38,11 @@ def model_overrides(name: str) -> dict[str, Any]:
     return dict(_lookup(name).overrides)
 
 
+def input_size(name: str) -> int:
+    """The image side `name` was designed for: 32 (CIFAR) or 224 (ImageNet)."""
+    return _lookup(name).input_size
+
+
 def get_model(name: str, *, num_classes: int, dtype: Any = jnp.float32,
               **overrides: Any) -> nn.Module:
     """Builds the named classifier.
@@ -80,4 +85,4 @@ def _lookup(name: str) -> ModelSpec:
                          f"{', '.join(list_models())}") from None
 
 
-__all__ = ["get_model", "list_models", "model_overrides"]
+__all__ = ["get_model", "input_size", "list_models", "model_overrides"]

@@ -122,18 +122,21 @@ class ModelSpec(NamedTuple):
         kwargs: fixed constructor arguments that define the named architecture.
         overrides: the constructor arguments a caller may override, with their defaults.
         validate: optional check of the final keyword arguments; raises `ValueError`.
+        input_size: the image side the architecture was designed for (32 CIFAR, 224 ImageNet).
     """
 
     cls: type[nn.Module]
     kwargs: Mapping[str, Any]
     overrides: Mapping[str, Any] = {}
     validate: Callable[[dict[str, Any]], None] | None = None
+    input_size: int = 32
 
 
 def spec(cls: type[nn.Module], overrides: Mapping[str, Any] | None = None,
-         validate: Callable[[dict[str, Any]], None] | None = None, **kwargs: Any) -> ModelSpec:
+         validate: Callable[[dict[str, Any]], None] | None = None, *, input_size: int = 32,
+         **kwargs: Any) -> ModelSpec:
     """Shorthand for a `ModelSpec`: fixed architecture arguments as keywords."""
-    return ModelSpec(cls, dict(kwargs), dict(overrides or {}), validate)
+    return ModelSpec(cls, dict(kwargs), dict(overrides or {}), validate, input_size)
 
 
 def check_unit_interval(name: str, value: float) -> None:

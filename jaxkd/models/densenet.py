@@ -34,13 +34,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxkd.models.common import Dtype, batch_norm, classifier_output, conv, spec
+from jaxkd.models.common import Dtype, ModelSpec, batch_norm, classifier_output, conv, spec
 
 #: Width of the bottleneck 1x1 convolution in units of the growth rate.
 BOTTLENECK_WIDTH = 4
@@ -65,6 +63,9 @@ class _PreActivation(nn.Module):
         return x
 
 
+_RematPreActivation = nn.remat(_PreActivation)
+
+
 class DenseLayer(nn.Module):
     """One dense layer: `k` new feature maps from all earlier ones of the block.
 
@@ -82,7 +83,7 @@ class DenseLayer(nn.Module):
 
     @nn.compact
     def __call__(self, inputs: Sequence[jax.Array], train: bool) -> jax.Array:
-        pre_cls = nn.remat(_PreActivation) if self.remat else _PreActivation
+        pre_cls = _RematPreActivation if self.remat else _PreActivation
         width = BOTTLENECK_WIDTH * self.growth_rate if self.bottleneck else None
         x = pre_cls(width, train=train, dtype=self.dtype, name="bottleneck")(tuple(inputs))
         if self.bottleneck:
@@ -141,12 +142,15 @@ class DenseNet(nn.Module):
         return jnp.concatenate(features, axis=-1)
 
 
-def _densenet_bc(depth: int, growth_rate: int, remat: bool = False) -> Any:
+def _densenet_bc(depth: int, growth_rate: int, remat: bool = False) -> ModelSpec:
+    """DenseNet-BC-`depth`-`growth_rate`: (depth - 4) // 6 bottleneck layers per block."""
     return spec(DenseNet, {"remat": remat}, layers_per_block=(depth - 4) // 6,
                 growth_rate=growth_rate, bottleneck=True, compression=0.5)
 
 
 MODELS = {
+    # Small DenseNet-BC for tests and CPU runs.
+    "densenet_bc_16_8": _densenet_bc(16, 8),
     "densenet_bc_40_12": _densenet_bc(40, 12),
     "densenet_bc_100_12": _densenet_bc(100, 12),
     "densenet_bc_190_40": _densenet_bc(190, 40, remat=True),

@@ -14,12 +14,13 @@ first (t = 1), as route-constrained optimisation (RCO) varies it in 4..10.
 
 CIFAR variant (`mobilenetv2_cifar`). The ImageNet layout downsamples 32x32 images to 1x1.
 We follow the RCO paper, whose students this variant is for: its Table 3 (MFLOPs of 16
-width/expansion settings on CIFAR-100) is reproduced to within 2% by the ImageNet layout with
-only the first strided stage (c = 24) at stride 1 - stem at stride 2, maps of 16, 16, 8, 4,
-4, 2 pixels, total stride 16 - and channels truncated (`round_channels=False`); with the
-reference rounding to 8 (our default, as in Sandler et al.) the small widths cost 10-20% more
-FLOPs. The other common CIFAR layout, stride 1 for the stem as well (total stride 8, 4x the
-FLOPs), is `strides=CIFAR_STRIDE8`. docs/models.md has the comparison.
+width/expansion settings on CIFAR-100) is reproduced to within 2.5% by the ImageNet layout
+with only the first strided stage (c = 24) at stride 1 - the stem keeps stride 2, so the maps
+are 16x16 up to c = 24, 8x8 for c = 32, 4x4 for c = 64 and 96, 2x2 from c = 160 on (total
+stride 16) - and channels truncated (`round_channels=False`); with the reference rounding to 8
+(our default, as in Sandler et al.) the small widths cost 10-20% more FLOPs. The other common
+CIFAR layout, the stem at stride 1 as well (total stride 8, 4x the FLOPs), is
+`strides=CIFAR_STRIDE8`. docs/models.md has the comparison.
 `dropout_rate` (default 0.0; torchvision uses 0.2 on ImageNet) applies before the classifier.
 
 References:
@@ -157,6 +158,6 @@ def _overrides(strides: tuple[int, ...]) -> dict[str, Any]:
 
 
 MODELS = {
-    "mobilenetv2": spec(MobileNetV2, _overrides(IMAGENET_STRIDES), _validate),
+    "mobilenetv2": spec(MobileNetV2, _overrides(IMAGENET_STRIDES), _validate, input_size=224),
     "mobilenetv2_cifar": spec(MobileNetV2, _overrides(CIFAR_STRIDES), _validate),
 }

@@ -110,7 +110,8 @@ class ImageNetResNet(nn.Module):
 _OVERRIDES = {"zero_init_residual": False, "cifar_stem": False}
 
 MODELS = {
-    f"resnet{depth}": spec(ImageNetResNet, _OVERRIDES, stage_sizes=sizes, bottleneck=bottleneck)
+    f"resnet{depth}": spec(ImageNetResNet, _OVERRIDES, stage_sizes=sizes, bottleneck=bottleneck,
+                           input_size=224)
     for depth, sizes, bottleneck in ((18, (2, 2, 2, 2), False), (34, (3, 4, 6, 3), False),
                                      (50, (3, 4, 6, 3), True), (101, (3, 4, 23, 3), True),
                                      (152, (3, 8, 36, 3), True))
