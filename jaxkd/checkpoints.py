@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import time
 from typing import Any
 
 import jax
@@ -92,6 +93,10 @@ class PhaseCheckpoints:
     def restore_latest(self, abstract_state):
         """Restores the newest usable periodic checkpoint, skipping damaged ones.
 
+        Damaged checkpoints newer than the one restored are moved to
+        `<phase>/damaged/` (kept for inspection; the resumed run will save those steps
+        again). When none is usable, nothing is moved.
+
         Returns:
             (state, meta), or None when no periodic checkpoint exists.
 
@@ -100,28 +105,51 @@ class PhaseCheckpoints:
         """
         steps = sorted(self._periodic.all_steps(), reverse=True)
         errors = []
-        for step in steps:
+        for i, step in enumerate(steps):
             where = str(self.phase_dir / "ckpt" / str(step))
             try:
-                return _restore_step(self._periodic, step, abstract_state, where)
+                restored = _restore_step(self._periodic, step, abstract_state, where)
             except CheckpointError as err:
                 log.warning("skipping checkpoint: %s", err)
                 errors.append(str(err))
+                continue
+            self._set_aside(steps[:i])
+            return restored
         if errors:
             raise CheckpointError("no usable checkpoint in " + str(self.phase_dir / "ckpt") +
                                   ":\n  " + "\n  ".join(errors))
         return None
 
+    def _set_aside(self, steps: list[int]) -> None:
+        """Moves damaged periodic checkpoints out of the way of the steps to be redone."""
+        if not steps:
+            return
+        if jax.process_index() == 0:
+            damaged = self.phase_dir / "damaged"
+            damaged.mkdir(exist_ok=True)
+            for step in steps:
+                target = damaged / f"ckpt-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+                (self.phase_dir / "ckpt" / str(step)).rename(target)
+                log.warning("moved the damaged checkpoint %s to %s",
+                            self.phase_dir / "ckpt" / str(step), target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            multihost_utils.sync_global_devices(f"jaxkd set aside {self.phase_dir}")
+        self._periodic.reload()
+
     def save_anchor(self, epoch: int, state) -> None:
         """Keeps the state at the end of `epoch` for good (RCO's anchor points).
 
         A resumed run that redoes the epoch finds the anchor already written (it is
-        identical, the run being deterministic) and leaves it alone.
+        identical, the run being deterministic) and leaves it alone. The save is committed
+        before returning: the periodic checkpoint written after it must never be on disk
+        without it (a run resumed from there would not redo the epoch).
         """
         if self._anchors is None:
-            self._anchors = _manager(self.phase_dir / "anchors", keep=None, async_save=True)
+            self._anchors = _manager(self.phase_dir / "anchors", keep=None, async_save=False)
         if epoch not in self._anchors.all_steps():
             self._anchors.save(epoch, args=_save_args(state, {"epoch": epoch}), force=True)
+            self._anchors.wait_until_finished()
 
     def anchor_epochs(self) -> list[int]:
         """Epochs at which anchors were kept, ascending."""
@@ -146,15 +174,27 @@ class PhaseCheckpoints:
         step = self._final.latest_step()
         if step is None:
             raise CheckpointError(f"no final checkpoint in {self.phase_dir / 'final'}")
-        return _restore_step(self._final, step, abstract_state,
-                             str(self.phase_dir / "final" / str(step)))
+        try:
+            return _restore_step(self._final, step, abstract_state,
+                                 str(self.phase_dir / "final" / str(step)))
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}\n{self._final_hint()}") from err
 
     def final_meta(self) -> dict[str, Any]:
         """The final checkpoint's JSON metadata, without reading any array."""
         step = self._final.latest_step()
-        restored = self._final.restore(step, args=ocp.args.Composite(
-            meta=ocp.args.JsonRestore()))
-        return dict(restored.meta)
+        try:
+            restored = self._final.restore(step, args=ocp.args.Composite(
+                meta=ocp.args.JsonRestore()))
+            return dict(restored.meta)
+        except Exception as err:  # orbax raises many types for damaged files
+            raise CheckpointError(
+                f"final checkpoint {self.phase_dir / 'final' / str(step)} is unreadable: "
+                f"{type(err).__name__}: {str(err)[:300]}\n{self._final_hint()}") from err
+
+    def _final_hint(self) -> str:
+        return (f"A final checkpoint is never rewritten in place: delete "
+                f"{self.phase_dir / 'final'} to train phase '{self.phase_dir.name}' again.")
 
     def close(self) -> None:
         self.wait()

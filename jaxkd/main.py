@@ -8,7 +8,9 @@ Config fields can be overridden on the command line: `--config.num_epochs=2`.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import traceback
 
 import jax
 from absl import app, flags
@@ -16,6 +18,7 @@ from ml_collections import config_flags
 
 from jaxkd import run as run_lib
 from jaxkd.engine import sharding
+from jaxkd.engine.loop import NonFiniteError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
                                           lock_config=True)
@@ -38,7 +41,32 @@ def main(argv) -> None:
     except ValueError as err:  # bad input: a clear message, no traceback from inside JAX
         logging.getLogger("jaxkd").error("%s", err)
         sys.exit(2)
+    except NonFiniteError as err:  # diverged: which step, which phase, what to resume from
+        logging.getLogger("jaxkd").error("%s", err)
+        sys.exit(3)
+    except Exception as err:  # pylint: disable=broad-except
+        if jax.process_count() == 1:
+            raise
+        exit_multi_process(err)
     print(format_results(results))
+
+
+def exit_multi_process(err: Exception) -> None:
+    """Ends a process of a multi-process run at once, saying why and how to resume.
+
+    A peer that died shows up here as a failed collective; exiting without the shutdown
+    barrier (which would wait for the dead peer) lets the survivors stop promptly, and the
+    peers still running see this process go and stop the same way.
+    """
+    traceback.print_exc()
+    logging.getLogger("jaxkd").error(
+        "process %d/%d stopped: %s: %s\nIn a multi-process run this usually means that "
+        "another process died or lost its connection (see its log). Every committed "
+        "checkpoint is kept: run the same command on every host again to resume.",
+        jax.process_index(), jax.process_count(), type(err).__name__, str(err)[:500])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(4)
 
 
 def quiet_library_logs() -> None:

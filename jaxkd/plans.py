@@ -144,6 +144,8 @@ def tolerant_teacher_plan(config) -> list[Phase]:
     u = 1 is a CE patriarch (so D(1.0, 0.5) is born-again training with lambda = 0.5).
     """
     tt = config.tolerant_teacher
+    if isinstance(tt.u, bool) or not isinstance(tt.u, (int, float)) or not 0 < tt.u <= 1:
+        raise ValueError(f"config.tolerant_teacher.u must be in (0, 1], got {tt.u!r}")
     if tt.u >= 1.0:
         patriarch = _phase(config, "gen0", "patriarch", loss="cross_entropy", loss_params={})
     else:
@@ -152,8 +154,15 @@ def tolerant_teacher_plan(config) -> list[Phase]:
     return _generations(config, patriarch, "born_again", {"label_weight": tt.label_weight})
 
 
+def _check_int(value, field: str, low: int) -> None:
+    """Raises a ValueError naming `field` unless `value` is an integer >= `low`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{field} must be an integer >= {low}, got {value!r}")
+
+
 def _cycle_epochs(config, cycles: int) -> int:
-    if cycles < 1 or config.num_epochs % cycles:
+    _check_int(cycles, "config.snapshot.cycles", 1)
+    if config.num_epochs % cycles:
         raise ValueError(f"config.snapshot.cycles={cycles} must be >= 1 and divide "
                          f"config.num_epochs={config.num_epochs}")
     return config.num_epochs // cycles
@@ -191,8 +200,10 @@ def snapshot_ensemble_plan(config) -> list[Phase]:
 def _rco_teacher(config) -> tuple[list[Phase], Callable[[int], TeacherRef], list[int]]:
     """The teacher run keeping anchors every M_gap epochs, or an existing teacher workdir."""
     rco = config.rco
+    _check_int(rco.teacher_epochs, "config.rco.teacher_epochs", 0)
+    _check_int(rco.anchor_every_epochs, "config.rco.anchor_every_epochs", 1)
     epochs = rco.teacher_epochs or config.num_epochs
-    if rco.anchor_every_epochs < 1 or epochs % rco.anchor_every_epochs:
+    if epochs % rco.anchor_every_epochs:
         raise ValueError(f"config.rco.anchor_every_epochs={rco.anchor_every_epochs} must be "
                          f">= 1 and divide the teacher's {epochs} epochs")
     anchors = list(range(rco.anchor_every_epochs, epochs + 1, rco.anchor_every_epochs))

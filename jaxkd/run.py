@@ -87,6 +87,21 @@ def validate(config) -> list[plans.Phase]:
     return plan
 
 
+def _check_teacher_paths(phase: plans.Phase) -> None:
+    """A teacher checkpoint on disk must exist before anything is trained."""
+    ref = phase.teacher
+    if ref is None or not ref.checkpoint:
+        return
+    anchors = ref.route if ref.select else ((ref.anchor,) if ref.anchor else ())
+    paths = [pathlib.Path(ref.checkpoint) / "anchors" / str(a) for a in anchors] or \
+        [pathlib.Path(ref.checkpoint)]
+    for path in paths:
+        if not path.exists():
+            raise checkpoints.CheckpointError(
+                f"phase {phase.name!r}: teacher checkpoint {path} does not exist "
+                f"(config.rco.teacher_workdir)")
+
+
 class Runner:
     """Holds what the phases of one run share and executes them in order."""
 
@@ -295,6 +310,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Runs `config`'s plan in `workdir`; returns the results (also in results.json)."""
     workdir = pathlib.Path(workdir).absolute()
     plan = validate(config)
+    for phase in plan:
+        _check_teacher_paths(phase)
     workdir.mkdir(parents=True, exist_ok=True)
     _check_workdir_config(config, workdir)
     runner = Runner(config, workdir, plan)

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import tarfile
+import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,10 @@ from jaxkd.data.dataset import (IMAGENET_MEAN, IMAGENET_STD, LABEL_KEYS, SOURCES
                                 validate_augment)
 
 _HELDOUT_STREAM, _SUBSET_STREAM = 1, 2
+# What readers raise for missing, truncated or garbled files; turned into a ValueError
+# naming config.data.path so the command line prints a message, not a traceback.
+_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error,
+                UnicodeDecodeError)
 
 
 def _validate(cfg: Any) -> None:
@@ -64,6 +71,17 @@ def _read_source(cfg: Any) -> RawData:
         image_key=data_field(cfg, "image_key"), image_size=size,
         train_split=data_field(cfg, "train_split"), test_split=data_field(cfg, "test_split"),
         streaming=data_field(cfg, "streaming"))
+
+
+def _read(cfg: Any) -> RawData:
+    """`_read_source`, with unreadable files reported as a ValueError naming the path."""
+    try:
+        return _read_source(cfg)
+    except _READ_ERRORS as err:
+        raise ValueError(
+            f"config.data.path={data_field(cfg, 'path')!r} (config.data.source="
+            f"{data_field(cfg, 'source')!r}) cannot be read: {type(err).__name__}: {err}"
+        ) from err
 
 
 def _use_coarse(raw: RawData, cfg: Any) -> RawData:
@@ -158,7 +176,7 @@ def load_splits(data_cfg: Any, *, seed: int) -> Splits:
         Splits with ArrayDatasets (or StreamingDatasets for ImageNet-sized data).
     """
     _validate(data_cfg)
-    raw = _use_coarse(_read_source(data_cfg), data_cfg)
+    raw = _use_coarse(_read(data_cfg), data_cfg)
     size, num_classes = data_field(data_cfg, "image_size"), len(raw.class_names)
     train, test = raw.train, raw.test
     if isinstance(train, ArrayDataset):

@@ -8,6 +8,7 @@ variables), a loss by name and a schedule, and returns the phase's record.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import pathlib
 import time
@@ -64,10 +65,11 @@ class _Progress:
     start_step: int
     history: list = dataclasses.field(default_factory=list)
     wall_time: float = 0.0
+    pending: list = dataclasses.field(default_factory=list)  # steps not logged yet
 
     def as_meta(self, step: int) -> dict:
         return {"step": step, "start_step": self.start_step, "history": self.history,
-                "wall_time": self.wall_time}
+                "wall_time": self.wall_time, "pending": self.pending}
 
 
 def _dtype(config):
@@ -101,7 +103,8 @@ def _check_finite(window: list, phase: str, step0: int, config, last_ckpt: str) 
                         phase, len(bad), step0 + len(window))
     keys = ("loss", "top1", "grad_norm")
     good = [m for m in fetched if bool(m["finite"])] or fetched
-    out = {k: float(np.mean([m[k] for m in good])) for k in keys}
+    # float32 like the step's outputs, also for a resumed window (saved as JSON floats).
+    out = {k: float(np.mean(np.asarray([m[k] for m in good], np.float32))) for k in keys}
     out["skipped"] = len(bad)
     return out
 
@@ -148,7 +151,16 @@ class PhaseTrainer:
     def _local_step(self, progress: _Progress) -> int:
         return int(jax.device_get(self.state.step)) - progress.start_step
 
-    def _save(self, progress: _Progress) -> None:
+    def _save(self, progress: _Progress, window=(), local0: int = 0) -> None:
+        """Starts a periodic save; the metrics of steps not logged yet go with it.
+
+        A non-finite step in that window stops the run first (policy 'stop'), so no
+        checkpoint is ever written after a step that was not applied.
+        """
+        if window and self.ctx.config.nonfinite == "stop":
+            _check_finite(window, self.phase.name, local0, self.ctx.config, self.last_ckpt)
+        progress.pending = [{k: np.asarray(v).item() for k, v in m.items()}
+                            for m in jax.device_get(list(window))]
         step = int(jax.device_get(self.state.step))
         self.ckpts.save(step, self.state, progress.as_meta(step))
         self.last_ckpt = str(self.ckpts.phase_dir / "ckpt" / str(step))
@@ -177,16 +189,30 @@ class PhaseTrainer:
         anchor_every = getattr(phase, "anchor_every_epochs", 0)
         if anchor_every and (epoch + 1) % anchor_every == 0:
             self.ckpts.save_anchor(epoch + 1, self.state)
-        if not cfg.checkpoint_every_steps and not last:
+        # Saved after the evaluation and the anchor: a run resumed from this checkpoint
+        # starts the next epoch and must find both already done.
+        if not last and self._save_due((epoch + 1) * self.spe, epoch_end=True):
             self._save(progress)
+
+    def _save_due(self, local: int, *, epoch_end: bool) -> bool:
+        """Whether a periodic checkpoint is due after phase-local step `local`.
+
+        Mid-epoch saves happen inside the step loop; an epoch's last step is saved by
+        `_end_epoch`, after that epoch's evaluation and anchor.
+        """
+        every = self.ctx.config.checkpoint_every_steps
+        if not every:
+            return epoch_end
+        return local % every == 0 and (epoch_end or local % self.spe != 0)
 
     def run(self, progress: _Progress) -> _Progress:
         cfg = self.ctx.config
         local = self._local_step(progress)
         bar = _progress_bar(cfg, self.total, local, self.phase.name)
         start = time.perf_counter()
+        window = list(progress.pending)  # a resumed window: metrics saved with the state
         for epoch in range(local // self.spe, self.phase.num_epochs):
-            window, local0, t0 = [], epoch * self.spe + local % self.spe, time.perf_counter()
+            local0, t0 = local - len(window), time.perf_counter()
             for batch in self.ctx.pipeline.train_batches(epoch, start_step=local % self.spe):
                 self.state, metrics = self.train_step(self.state, self.teacher_vars, batch,
                                                       self.key)
@@ -199,9 +225,8 @@ class PhaseTrainer:
                     start = time.perf_counter()
                     self._log_train(window, local0, progress, t0, bar)
                     window, local0, t0 = [], local, time.perf_counter()
-                if cfg.checkpoint_every_steps and local % cfg.checkpoint_every_steps == 0 \
-                        and local < self.total:
-                    self._save(progress)
+                if self._save_due(local, epoch_end=False):
+                    self._save(progress, window, local0)
             progress.wall_time += time.perf_counter() - start
             start = time.perf_counter()
             self._end_epoch(epoch, progress)
@@ -223,6 +248,20 @@ def summarize(history: list, num_epochs: int) -> dict:
     return {"best_top1": best["top1"], "best_top5": max(r["top5"] for r in history),
             "best_epoch": best["epoch"], "last_top1": last["top1"], "last_top5": last["top5"],
             "epochs": num_epochs}
+
+
+def _restart_warning(phase: str, lost_step: int, ckpts) -> None:
+    """Says so when a phase that had made progress restarts from its first step.
+
+    That happens after a crash before the phase's first checkpoint was committed, or when
+    its `ckpt/` folder was deleted. The phase's start is deterministic, so the redone steps
+    reproduce the lost ones; the metrics of the lost steps were dropped.
+    """
+    if lost_step:
+        log.warning("phase %s: metrics.jsonl showed progress up to step %d but %s holds no "
+                    "checkpoint; restarting the phase from its first step (the phase is "
+                    "deterministic: the redone steps reproduce the lost ones)", phase,
+                    lost_step, ckpts.phase_dir / "ckpt")
 
 
 def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
@@ -247,11 +286,22 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
     restored = ckpts.restore_latest(checkpoints.abstract_like(init_state))
     if restored is not None:
         state, meta = restored
-        progress = _Progress(meta["start_step"], list(meta["history"]), meta["wall_time"])
+        progress = _Progress(meta["start_step"], list(meta["history"]), meta["wall_time"],
+                             list(meta.get("pending", [])))
         ctx.writer.drop_after(phase.name, meta["step"] - meta["start_step"])
         log.info("phase %s: resumed at step %d", phase.name, meta["step"])
+    else:
+        _restart_warning(phase.name, ctx.writer.drop_after(phase.name, 0), ckpts)
     trainer = PhaseTrainer(ctx, phase, model, state, teacher, ckpts, key)
-    progress = trainer.run(progress)
+    try:
+        progress = trainer.run(progress)
+    except BaseException:
+        # Lets the periodic saves already started (good states) commit. Not in a
+        # multi-process run: a failure there usually means a lost peer, and the commit's
+        # barrier would wait for it.
+        if jax.process_count() == 1:
+            ckpts.close()
+        raise
     step = int(jax.device_get(trainer.state.step))
     record = dict(name=phase.name, role=phase.role, model=phase.model,
                   **summarize(progress.history, phase.num_epochs),
@@ -260,4 +310,30 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
     ckpts.save_final(trainer.state, dict(progress.as_meta(step), record=record))
     ckpts.close()
     ctx.writer.flush()
+    log.info("phase %s: final checkpoint committed (parameters fingerprint %s); workdir %s "
+             "holds %.1f MB", phase.name, fingerprint(trainer.state.params), ctx.workdir,
+             disk_usage(ctx.workdir) / 2**20)
     return trainer.state, record
+
+
+def fingerprint(tree) -> str:
+    """A short SHA-256 of a replicated pytree's values (this process's copy).
+
+    Equal fingerprints on every process of a multi-host run, or in two runs, mean
+    bit-identical parameters.
+    """
+    digest = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(tree):
+        digest.update(np.ascontiguousarray(np.asarray(leaf.addressable_data(0))).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def disk_usage(path: pathlib.Path) -> int:
+    """Bytes of the regular files under `path` (files that vanish meanwhile are skipped)."""
+    total = 0
+    for f in pathlib.Path(path).rglob("*"):
+        try:
+            total += f.stat().st_size if f.is_file() else 0
+        except OSError:
+            pass
+    return total

@@ -22,15 +22,19 @@ def initialize_distributed(*, heartbeat_timeout_seconds: int = 30) -> bool:
     Reads `JAXKD_COORDINATOR` (host:port), `JAXKD_NUM_PROCESSES` and `JAXKD_PROCESS_ID`;
     on managed clusters (TPU pods, SLURM) where JAX detects the cluster by itself, set
     `JAXKD_DISTRIBUTED=auto`. A lost peer is detected by the coordination service's
-    heartbeat, so the survivors exit with an error instead of hanging.
+    heartbeat, so the survivors exit with an error instead of hanging;
+    `JAXKD_HEARTBEAT_TIMEOUT_S` overrides `heartbeat_timeout_seconds`.
 
     Returns:
         True when `jax.distributed.initialize` was called.
     """
+    heartbeat_timeout_seconds = int(os.environ.get("JAXKD_HEARTBEAT_TIMEOUT_S",
+                                                   heartbeat_timeout_seconds))
     coordinator = os.environ.get("JAXKD_COORDINATOR")
     if coordinator:
-        if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS") == "cpu":
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        # Cross-process collectives of the CPU backend (a no-op for accelerators). Nothing
+        # may touch a backend before `initialize` (not even `jax.default_backend()`).
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
             coordinator_address=coordinator,
             num_processes=int(os.environ["JAXKD_NUM_PROCESSES"]),
@@ -73,5 +77,26 @@ def check_batch_size(batch_size: int, mesh: Mesh, field: str = "config.batch_siz
 
 
 def replicate(tree, mesh: Mesh):
-    """Places a pytree of arrays replicated on every device of the mesh."""
-    return jax.device_put(tree, replicated(mesh))
+    """Places a pytree of arrays replicated on every device of the mesh.
+
+    Every process passes the same values (same seed, same checkpoint). In a multi-process
+    run they are placed without comparing them across processes: `jax.device_put` would
+    run one collective per leaf to check (minutes for a large model on a busy machine).
+    """
+    sharding = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    return jax.tree_util.tree_map(lambda x: _replicate_leaf(x, sharding), tree)
+
+
+def _replicate_leaf(x, sharding: NamedSharding):
+    if isinstance(x, jax.Array) and x.sharding == sharding:
+        return x
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        if not x.is_fully_replicated:
+            return jax.device_put(x, sharding)
+        x = x.addressable_data(0)
+    if not isinstance(x, (jax.Array, np.ndarray)):
+        return jax.device_put(x, sharding)   # Python scalars (a fresh state's step)
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])

@@ -49,18 +49,30 @@ class MetricWriter:
                 if isinstance(value, (int, float)) and key not in ("step", "epoch"):
                     self._tb.add_scalar(f"{prefix}/{key}", value, record["step"])
 
-    def drop_after(self, phase: str, step: int) -> None:
-        """Forgets records of `phase` newer than `step` (work lost in a crash, redone)."""
+    def drop_after(self, phase: str, step: int) -> int:
+        """Forgets records of `phase` newer than `step` (work lost in a crash, redone).
+
+        A line cut short by a crash in the middle of a write is dropped too.
+
+        Returns:
+            The largest step among the dropped records of `phase` (0 when none).
+        """
         if not self.enabled or not self.path.exists():
-            return
-        kept = []
+            return 0
+        kept, lost = [], 0
         for line in self.path.read_text().splitlines():
-            rec = json.loads(line)
-            if not (rec.get("phase") == phase and rec.get("step", 0) > step):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("phase") == phase and rec.get("step", 0) > step:
+                lost = max(lost, rec["step"])
+            else:
                 kept.append(line)
         tmp = self.path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(line + "\n" for line in kept))
         tmp.replace(self.path)
+        return lost
 
     def flush(self) -> None:
         if self._tb is not None:

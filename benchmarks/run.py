@@ -1,0 +1,254 @@
+"""The benchmark suites: every script in a fresh process, one table, one JSON file.
+
+    python -m benchmarks.run --suite=cpu            # ~10 min on 2 idle CPU cores
+    python -m benchmarks.run --suite=gpu            # one GPU (bf16, large batches)
+    python -m benchmarks.run --suite=smoke          # seconds: every script at its smallest
+    python -m benchmarks.run --suite=cpu --only=step_throughput,roofline
+
+Each entry is `python -m benchmarks.<script> <args>`; the exact command is printed and stored
+next to its numbers, so every number in BENCHMARKS.md can be reproduced on its own. A failing
+entry is reported in the table and does not stop the suite (exit status 1 at the end).
+`benchmarks/model_table.py` (maintained separately) joins the suite when it is present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shlex
+import sys
+import time
+from typing import Callable
+
+from benchmarks import common
+
+Entry = tuple[str, str, list[str], Callable[[dict], list[tuple[str, str]]]]
+
+
+def _f(x, spec=".1f"):
+    return format(x, spec) if isinstance(x, (int, float)) else str(x)
+
+
+def _h_step(r):
+    s = r["steps"]
+    return [("plain images/s", _f(s["plain"]["items_per_s"])),
+            ("KD images/s", _f(s["kd"]["items_per_s"])),
+            ("KD/plain time (<= 1.40)", _f(r["kd_over_plain_time"], ".2f")),
+            ("compile s (plain / KD)", f"{_f(s['plain']['compile_s'])} / "
+                                       f"{_f(s['kd']['compile_s'])}"),
+            ("program memory MiB (KD)", _f((s["kd"]["program_memory"] or {}).get(
+                "program_peak_estimate_bytes", 0) / 2**20)),
+            ("device peak memory", _f((r.get("device_memory") or {}).get(
+                "peak_bytes_in_use", "n/a (backend reports none)")))]
+
+
+def _h_torch(r):
+    rows = [(f"{n} images/s", _f(s["items_per_s"])) for n, s in r["variants"].items()]
+    rows += [(f"ratio {n}", _f(v["images_per_s_ratio"], ".2f"))
+             for n, v in r["ratios"].items()]
+    rows += [(f"{n}", "not available: " + why[:60]) for n, why in r["torch_failed"].items()]
+    return rows
+
+
+def _h_roofline(r):
+    return [("step GFLOP / GB", f"{r['flops_per_step'] / 1e9:.2f} / "
+                                f"{r['bytes_per_step'] / 1e9:.2f}"),
+            ("achieved GFLOP/s", _f(r["achieved_gflops"])),
+            ("matmul peak GFLOP/s", _f(r["peak_matmul_gflops"])),
+            ("stream GB/s", _f(r["stream_gbps"])),
+            ("fraction of roofline bound", _f(r["fraction_of_bound"], ".3f")),
+            ("bound", r["bound"])]
+
+
+def _h_whole(r):
+    rows = [(f"{m} wall s", _f(v)) for m, v in r["median_wall_s"].items()]
+    rows += [(f"{m}/baseline", _f(v, ".2f")) for m, v in r["ratio_to_baseline"].items()]
+    return rows
+
+
+def _h_data(r):
+    return [("pre-placed step ms", _f(r["variants"]["preplaced"]["median_s"] * 1e3)),
+            ("pipeline step ms", _f(r["variants"]["pipeline"]["median_s"] * 1e3)),
+            ("overhead (< 5%)", f"{100 * r['overhead']:+.1f}%"),
+            ("batch alone / step", f"{100 * r['batch_share_of_step']:.1f}%")]
+
+
+def _h_scaling(r):
+    rows = [(f"{x['devices']} dev ms/step (x vs 1)",
+             f"{x['median_step_s'] * 1e3:.1f} ({x['time_vs_first']:.2f})") for x in r["rows"]]
+    rows += [("max |loss diff| vs 1 device", f"{r['max_loss_abs_diff']:.2e}"),
+             ("max rel |params| diff", f"{r['max_param_rel_diff']:.2e}")]
+    return rows
+
+
+def _h_gap(r):
+    return [(f"{x['attempt']}/{x['conv']}", f"{_f(x.get('jaxkd_over_torch_cl'), '.2f')}"
+             + (f" ({x['error'][:50]})" if x.get("error") else "")) for x in r["rows"]]
+
+
+def _h_profile(r):
+    return [(f"{k} ms/step", _f(v)) for k, v in r["by_kind"].items() if v >= 1.0]
+
+
+def _h_generic(r):
+    return [(k, _f(v)) for k, v in r.items() if isinstance(v, (int, float))][:8]
+
+
+def cpu_suite() -> list[Entry]:
+    b = "--batch_size=128"
+    return [
+        ("step_throughput", "benchmarks.step_throughput",
+         ["--model=resnet20", b, "--rounds=7", "--warmup=2"], _h_step),
+        ("torch_reference", "benchmarks.torch_reference",
+         ["--model=resnet20", b, "--rounds=5", "--warmup=2",
+          "--modes=eager,channels_last,compile"], _h_torch),
+        ("roofline", "benchmarks.roofline", ["--model=resnet20", b, "--rounds=5"],
+         _h_roofline),
+        ("data_pipeline", "benchmarks.data_pipeline",
+         ["--model=resnet20", b, "--rounds=8"], _h_data),
+        ("whole_run", "benchmarks.whole_run",
+         ["--model=resnet8", "--epochs=4", "--cycles=4", "--generations=1",
+          "--train_per_class=50", "--batch_size=100"], _h_whole),
+        ("scaling", "benchmarks.scaling",
+         ["--devices=1,2,4,8", "--model=resnet8", "--batch_size=64", "--steps=4"],
+         _h_scaling),
+        ("profile_step", "benchmarks.profile_step",
+         ["--model=resnet20", "--batch_size=32", "--steps=2"], _h_profile),
+    ]
+
+
+def gpu_suite() -> list[Entry]:
+    bf = "--dtype=bfloat16"
+    return [
+        ("step_throughput_resnet56", "benchmarks.step_throughput",
+         ["--model=resnet56", "--batch_size=1024", bf, "--rounds=20", "--warmup=5"], _h_step),
+        ("step_throughput_densenet_bc_190_40", "benchmarks.step_throughput",
+         ["--model=densenet_bc_190_40", "--batch_size=128", bf, "--rounds=10",
+          "--warmup=3"], _h_step),
+        ("step_throughput_resnet50_224", "benchmarks.step_throughput",
+         ["--model=resnet50", "--batch_size=256", "--image_size=224", "--num_classes=1000",
+          bf, "--rounds=10", "--warmup=3"], _h_step),
+        ("torch_reference_resnet56_amp", "benchmarks.torch_reference",
+         ["--model=resnet56", "--batch_size=1024", bf, "--device=cuda", "--rounds=20",
+          "--warmup=5", "--modes=channels_last,compile"], _h_torch),
+        ("torch_reference_resnet50_224_amp", "benchmarks.torch_reference",
+         ["--model=resnet50", "--batch_size=256", "--image_size=224", "--num_classes=1000",
+          bf, "--device=cuda", "--rounds=10", "--warmup=3", "--modes=channels_last,compile"],
+         _h_torch),
+        ("roofline_resnet56", "benchmarks.roofline",
+         ["--model=resnet56", "--batch_size=1024", bf, "--matmul_n=8192",
+          "--stream_mib=1024", "--rounds=10"], _h_roofline),
+        ("data_pipeline_resnet56", "benchmarks.data_pipeline",
+         ["--model=resnet56", "--batch_size=512", "--rounds=20"], _h_data),
+        ("whole_run", "benchmarks.whole_run",
+         ["--model=resnet20", "--epochs=8", "--cycles=4", "--generations=2",
+          "--train_per_class=0", "--batch_size=128"], _h_whole),
+    ]
+
+
+def smoke_suite() -> list[Entry]:
+    tiny = ["--model=resnet8", "--batch_size=8"]
+    return [
+        ("step_throughput", "benchmarks.step_throughput",
+         [*tiny, "--rounds=2", "--warmup=1"], _h_step),
+        ("torch_reference", "benchmarks.torch_reference",
+         [*tiny, "--rounds=2", "--warmup=1", "--modes=eager,channels_last"], _h_torch),
+        ("roofline", "benchmarks.roofline",
+         [*tiny, "--rounds=2", "--matmul_n=128", "--stream_mib=8"], _h_roofline),
+        ("data_pipeline", "benchmarks.data_pipeline", [*tiny, "--rounds=2", "--warmup=1"],
+         _h_data),
+        ("whole_run", "benchmarks.whole_run",
+         ["--model=resnet8", "--epochs=4", "--cycles=4", "--generations=1",
+          "--train_per_class=2", "--batch_size=10", "--eval_batch_size=500"], _h_whole),
+        ("scaling", "benchmarks.scaling",
+         ["--devices=1,2", "--model=resnet8", "--batch_size=8", "--steps=2"], _h_scaling),
+    ]
+
+
+SUITES = {"cpu": cpu_suite, "gpu": gpu_suite, "smoke": smoke_suite}
+
+
+def _model_table_entry() -> list[Entry]:
+    path = pathlib.Path(__file__).with_name("model_table.py")
+    if not path.exists():
+        return []
+    return [("model_table", "benchmarks.model_table", [], _h_generic)]
+
+
+def _needs_torch(module: str) -> bool:
+    return module in ("benchmarks.torch_reference", "benchmarks.cpu_gap")
+
+
+def run_suite(name: str, *, only: list[str], json_dir: pathlib.Path,
+              timeout: float) -> dict:
+    entries = SUITES[name]() + (_model_table_entry() if name != "smoke" else [])
+    if only:
+        entries = [e for e in entries if e[0] in only]
+    from benchmarks.torch_reference import torch_available
+
+    results = {}
+    for label, module, args, headline in entries:
+        command = " ".join(["python", "-m", module, *map(shlex.quote, args)])
+        print(f"\n$ {command}", flush=True)
+        if _needs_torch(module) and not torch_available():
+            results[label] = {"command": command, "skipped": "torch is not installed"}
+            print("  skipped: torch is not installed", flush=True)
+            continue
+        out = json_dir / f"{label}.json"
+        start = time.perf_counter()
+        try:
+            record = common.run_script(module, [*args, f"--json={out}"], timeout=timeout)
+            rows = headline(record)
+            results[label] = {"command": command, "seconds": time.perf_counter() - start,
+                              "headline": rows, "record": record}
+        except Exception as err:  # noqa: BLE001 - report and go on
+            results[label] = {"command": command, "seconds": time.perf_counter() - start,
+                              "error": str(err)[-1500:]}
+            rows = [("error", str(err).strip().splitlines()[-1][:100] if str(err) else "?")]
+        for key, value in rows:
+            print(f"  {key:40s} {value}", flush=True)
+    return results
+
+
+def print_table(results: dict) -> None:
+    print("\n| benchmark | metric | value |\n|---|---|---|")
+    for label, res in results.items():
+        rows = res.get("headline") or [("skipped" if "skipped" in res else "error",
+                                        res.get("skipped") or res.get("error", "")[-100:])]
+        for key, value in rows:
+            print(f"| {label} | {key} | {value} |")
+    print("\nCommands:")
+    for label, res in results.items():
+        secs = f" ({res['seconds']:.0f} s)" if "seconds" in res else ""
+        print(f"  {label}{secs}: {res['command']}")
+
+
+def main(argv=None) -> int:
+    p = common.parser(__doc__.split("\n\n")[0])
+    p.add_argument("--suite", default="cpu", choices=sorted(SUITES))
+    p.add_argument("--only", default="", help="comma-separated entry names")
+    p.add_argument("--out_dir", default="", help="directory for the per-entry JSON files "
+                   "(default benchmarks/results/<suite>)")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per entry")
+    args = p.parse_args(argv)
+    if args.xla_flags:
+        common.apply_xla_flags(args.xla_flags)     # inherited by every entry's process
+    out_dir = pathlib.Path(args.out_dir or pathlib.Path(__file__).parent / "results" /
+                           args.suite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results = run_suite(args.suite, only=[o for o in args.only.split(",") if o],
+                        json_dir=out_dir, timeout=args.timeout)
+    print_table(results)
+    summary = {"suite": args.suite, "seconds": time.perf_counter() - start,
+               "date": time.strftime("%Y-%m-%d"), "results": results,
+               "host": {"cpu_count": os.cpu_count(), "load_average_1m": os.getloadavg()[0]}}
+    path = pathlib.Path(args.json) if args.json else out_dir / "suite.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    print(f"\nwrote {path} ({summary['seconds']:.0f} s)")
+    return 1 if any("error" in r for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The grid harness: runs (config, seed) pairs, skips finished ones, resumes, aggregates."""
+
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from jaxkd import experiments
+from tests.helpers import write_tiny_npz
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def grid_file(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("grid")
+    npz = write_tiny_npz(tmp / "tiny.npz")
+    path = tmp / "tiny_grid.py"
+    path.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        from tests.helpers import tiny_config
+
+        def get_grid():
+            return {{"base": tiny_config({str(npz)!r}, num_epochs=1),
+                     "sd": tiny_config({str(npz)!r}, "snapshot_distillation",
+                                       **{{"snapshot.cycles": 2}})}}
+    """))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_root(grid_file, tmp_path_factory):
+    """The tiny grid (2 configs x 2 seeds) run in this process."""
+    root = tmp_path_factory.mktemp("root")
+    failures = experiments.run_grid(str(grid_file), root, [0, 1], report=False,
+                                    isolate=False)
+    assert failures == 0
+    return root
+
+
+def _results(root, name, seed):
+    return json.loads((root / name / f"seed{seed}" / "results.json").read_text())
+
+
+def test_every_run_has_its_own_workdir_and_seed(finished_root):
+    for name in ("base", "sd"):
+        for seed in (0, 1):
+            workdir = finished_root / name / f"seed{seed}"
+            assert (workdir / "results.json").exists()
+            assert json.loads((workdir / "config.json").read_text())["seed"] == seed
+    assert [p["name"] for p in _results(finished_root, "sd", 0)["phases"]] == [
+        "cycle1", "cycle2"]
+
+
+def test_summary_matches_hand_computed_mean_and_std(finished_root):
+    summary = json.loads((finished_root / "summary.json").read_text())
+    assert set(summary) == {"base", "sd"}
+    for name in ("base", "sd"):
+        runs = [_results(finished_root, name, s) for s in (0, 1)]
+        assert summary[name]["runs"] == 2 and summary[name]["seeds"] == [0, 1]
+        for i, phase in enumerate(runs[0]["phases"]):
+            for key in ("best_top1", "last_top1"):
+                values = [r["phases"][i][key] for r in runs]
+                stat = summary[name]["phases"][phase["name"]][key]
+                assert stat["n"] == 2
+                np.testing.assert_allclose(stat["mean"], (values[0] + values[1]) / 2)
+                np.testing.assert_allclose(stat["std"], abs(values[0] - values[1]) / np.sqrt(2))
+        times = [sum(p["wall_time"] for p in r["phases"]) for r in runs]
+        np.testing.assert_allclose(summary[name]["wall_time"]["mean"], np.mean(times))
+    for ens in ("snapshot_ensemble", "sd_ensemble"):
+        values = [_results(finished_root, "sd", s)["ensembles"][ens]["top1"] for s in (0, 1)]
+        np.testing.assert_allclose(summary["sd"]["ensembles"][ens]["top1"]["mean"],
+                                   np.mean(values))
+        np.testing.assert_allclose(summary["sd"]["ensembles"][ens]["top1"]["std"],
+                                   np.std(values, ddof=1))
+    table = (finished_root / "summary.md").read_text()
+    best = summary["base"]["phases"]["baseline"]["best_top1"]
+    assert f"{best['mean'] * 100:.2f} ± {best['std'] * 100:.2f}" in table
+    assert "snapshot_ensemble" in table and "Pending" not in table
+
+
+def test_rerun_skips_finished_and_resumes_the_unfinished_one(finished_root, grid_file):
+    """A removed results.json (a run killed before it wrote one) is redone, in a child
+    process, from its finished phases; the other runs are not touched."""
+    victim = finished_root / "sd" / "seed1" / "results.json"
+    before = json.loads(victim.read_text())
+    victim.unlink()
+    untouched = (finished_root / "base" / "seed0" / "results.json").stat().st_mtime_ns
+    summary = experiments.write_summary(finished_root, experiments.load_grid(grid_file),
+                                        [0, 1])
+    assert summary["sd"]["pending"] == [1] and summary["sd"]["runs"] == 1
+    assert "Pending or failed (1): sd/seed1" in (finished_root / "summary.md").read_text()
+
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxkd.experiments", f"--grid={grid_file}",
+         f"--root={finished_root}", "--seeds=2", "--noreport"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "3 finished earlier, 1 to run" in out.stdout
+    assert "done  sd/seed1" in out.stdout
+    after = json.loads(victim.read_text())
+    for a, b in zip(before["phases"], after["phases"]):   # finished phases were only read
+        assert a["best_top1"] == b["best_top1"] and a["last_top1"] == b["last_top1"]
+    assert (finished_root / "base" / "seed0" / "results.json").stat().st_mtime_ns == untouched
+    summary = json.loads((finished_root / "summary.json").read_text())
+    assert summary["sd"]["runs"] == 2 and summary["sd"]["pending"] == []
+
+
+def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path, grid_file):
+    bad = tmp_path / "bad_grid.py"
+    bad.write_text(grid_file.read_text() + textwrap.dedent("""
+        _good = get_grid
+        def get_grid():
+            grid = _good()
+            grid["sd"].model = "no_such_model"
+            return grid
+    """))
+    failures = experiments.run_grid(str(bad), tmp_path / "root", [0], report=False,
+                                    isolate=False)
+    assert failures == 1
+    summary = json.loads((tmp_path / "root" / "summary.json").read_text())
+    assert summary["sd"]["pending"] == [0] and summary["base"]["runs"] == 1
+
+
+def test_grid_names_must_be_directory_names(tmp_path):
+    path = tmp_path / "g.py"
+    path.write_text("from jaxkd.config import default_config\n"
+                    "def get_grid():\n    return {'a/b': default_config()}\n")
+    with pytest.raises(ValueError, match="not a directory name"):
+        experiments.load_grid(path)
+
+
+def test_grid_files_of_the_repository_build_valid_plans():
+    from jaxkd import run as run_lib
+    for path in sorted((REPO / "experiments").glob("*.py")):
+        for name, config in experiments.load_grid(path).items():
+            run_lib.validate(experiments.seeded(config, 2))
