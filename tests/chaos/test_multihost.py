@@ -58,10 +58,6 @@ def npz(tmp_path_factory):
     return write_tiny_npz(tmp_path_factory.mktemp("mh") / "tiny.npz")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known open (issue 9): the survivor exits within the heartbeat timeout, but the rerun's "
-    "process 0 log did not always show a mid-phase resume on the loaded 2-core machine; "
-    "under investigation"))
 def test_lost_peer_stops_the_survivor_then_both_resume_and_agree(npz, tmp_path):
     # 1. Process 1 is SIGKILLed after the first committed checkpoint: process 0 stops,
     #    with a message, within a bounded time (no hang in a collective or a barrier).
