@@ -99,12 +99,16 @@ def program_summary(compiled) -> dict:
     import re
 
     text = compiled.as_text()
-    body = re.sub(r",? metadata=\{[^}]*\}", "", text)
-    body = re.sub(r"^HloModule [^,]*", "", body)
+    # The program only: computations and instructions, without metadata (source lines)
+    # and without the module's tables of Python files and stack frames.
+    body = "\n".join(line for line in text.splitlines()
+                     if line.lstrip().startswith(("%", "ROOT", "ENTRY", "}")))
+    body = re.sub(r",? metadata=\{[^}]*\}", "", body)
+    body = re.sub(r",? stack_frame_id=\d+", "", body)
     return {"fingerprint": hashlib.sha256(body.encode()).hexdigest()[:12],
             "ynn_fusions": text.count('"__ynn_fusion"'),
             "xnn_fusions": text.count('"__xnn_fusion"'),
-            "onednn_calls": len(re.findall(r"__onednn\$\w+", text)),
+            "onednn_fusions": text.count('"__onednn_fusion"'),
             "eigen_convolutions": len(re.findall(r"= \S+ convolution\(", text)),
             "instructions": len(re.findall(r"^\s*(?:ROOT )?%\S+ = ", text, re.M))}
 

@@ -9,7 +9,9 @@ program and sums the time per category:
 - kind: `conv:eigen` (XLA's native convolution thunk), `conv:ynn` (a convolution handed to
   YNNPACK), `dot:ynn`, `reduce` / `reduce:ynn` (BatchNorm statistics), `transpose/copy`
   (layout changes), `elementwise` (other loop fusions), ...; for convolutions the window is
-  appended: a window as large as the image is a kernel gradient (`dW`).
+  appended; a convolution whose window is as large as the activations computes a kernel
+  gradient and is reported as `conv_dW` (phase `student_bwd`); `transpose/copy` counts
+  every fusion whose result is a layout change, with the elementwise work fused into it.
 
     python -m benchmarks.profile_step --model=resnet20 --batch_size=64 --conv=xla
 
@@ -72,24 +74,30 @@ def classify(name: str, instrs: dict, comps: dict) -> tuple[str, str]:
         phase = "student_bwd"
     elif "jvp(" in op_name:
         phase = "student_fwd"
-    elif "/CifarResNet" in op_name or "/DenseNet" in op_name or "ResNet" in op_name:
+    elif op_name.count("/") >= 2:      # inside a model's modules, outside jvp: the teacher
         phase = "teacher_fwd"
     else:
         phase = "other"
     text = " ".join(body) if body else line
     ynn = "__ynn_fusion" in line or "__xnn_fusion" in line or "onednn" in line.lower()
+    root = next((b for b in body if b.lstrip().startswith("ROOT")), "")
+    root_op = _INSTR.match(root).group(3) if _INSTR.match(root) else ""
     if opcode == "convolution" or " convolution(" in text:
         window = re.search(r"window=\{size=([0-9x]+)", text)
-        kind = ("conv:ynn" if ynn else "conv:eigen" if opcode == "convolution"
-                else "conv:fused") + f"[{window.group(1) if window else '?'}]"
+        size = window.group(1) if window else "?"
+        lib = "ynn" if ynn else "eigen" if opcode == "convolution" else "fused"
+        # A window as large as the activations is the kernel gradient of a 3x3 conv.
+        if window and max(int(v) for v in size.split("x")) > 7:
+            kind, phase = f"conv_dW:{lib}[{size}]", "student_bwd"
+        else:
+            kind = f"conv:{lib}[{size}]"
     elif " dot(" in text or opcode == "dot":
         kind = "dot:ynn" if ynn else "dot"
     elif " reduce(" in text or " reduce-window(" in text or opcode == "reduce":
         kind = "reduce:ynn" if ynn else "reduce"
     elif ynn:
         kind = "ynn:other"
-    elif opcode in ("copy", "transpose") or (body and all(
-            re.search(r"= \S+ (parameter|transpose|copy|bitcast)\(", b) for b in body)):
+    elif opcode in ("copy", "transpose") or root_op in ("copy", "transpose"):
         kind = "transpose/copy"
     elif opcode == "fusion":
         kind = "elementwise"

@@ -68,6 +68,10 @@ def _worker(args, method: str = "") -> dict:
             "run_wall_time": results.get("run_wall_time"),
             "phases": len(results["phases"]),
             "phase_train_wall_s": [p.get("wall_time") for p in results["phases"]],
+            # Everything outside the phases' step loops: start-up, data loading, compiles,
+            # evaluations, checkpoints, the final ensemble evaluation.
+            "outside_step_loops_s": wall - sum(p.get("wall_time") or 0.0
+                                               for p in results["phases"]),
             "last_top1": [p.get("last_top1")
                            for p in results["phases"]]}
 
