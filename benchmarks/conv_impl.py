@@ -154,10 +154,48 @@ def _conv_im2col_dw_bwd(strides, pads, res, dy):
 _conv_im2col_dw.defvjp(_conv_im2col_dw_fwd, _conv_im2col_dw_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_fenced_dw(x, w, strides, pads):
+    return _xla_conv(x, w, strides, pads)
+
+
+def _conv_fenced_dw_fwd(x, w, strides, pads):
+    return _xla_conv(x, w, strides, pads), (x, w)
+
+
+def _conv_fenced_dw_bwd(strides, pads, res, dy):
+    x, w = res
+    _, dx_fn = jax.vjp(lambda x_: _xla_conv(x_, w, strides, pads), x)
+    (dx,) = dx_fn(dy)
+    # The fence: the layout change XLA makes for the kernel gradient reads x as computed,
+    # it cannot pull x's producers (BatchNorm, ReLU, residual adds) into that copy.
+    x_fenced, dy_fenced = lax.optimization_barrier((x, dy))
+    _, dw_fn = jax.vjp(lambda w_: _xla_conv(x_fenced, w_, strides, pads), w)
+    (dw,) = dw_fn(dy_fenced)
+    return dx, dw
+
+
+_conv_fenced_dw.defvjp(_conv_fenced_dw_fwd, _conv_fenced_dw_bwd)
+
+
+@_wrap
+def xla_bwd_fenced(x, w, strides, pads, precision, pet):
+    del precision, pet
+    return _conv_fenced_dw(x, w, strides, pads)
+
+
 @_wrap
 def xla_bwd_im2col(x, w, strides, pads, precision, pet):
     del precision, pet
     return _conv_im2col_dw(x, w, strides, pads)
+
+
+def barrier(lhs, rhs, *args, **kwargs):
+    """XLA's convolution of an input fenced by `lax.optimization_barrier`: XLA may not fuse
+    the input's producers (BatchNorm, ReLU, residual adds) into the layout change the
+    kernel gradient needs, so the transposed copy reads one materialised tensor instead of
+    recomputing (and re-reading) the chain through a transposed index."""
+    return lax.conv_general_dilated(lax.optimization_barrier(lhs), rhs, *args, **kwargs)
 
 
 def xla(lhs, rhs, *args, **kwargs):
@@ -166,7 +204,8 @@ def xla(lhs, rhs, *args, **kwargs):
 
 
 IMPLS: dict[str, Callable] = {"xla": xla, "im2col": im2col, "patches": patches,
-                              "taps": taps, "nchw": nchw, "xla_bwd_im2col": xla_bwd_im2col}
+                              "taps": taps, "nchw": nchw, "xla_bwd_im2col": xla_bwd_im2col,
+                              "barrier": barrier, "xla_bwd_fenced": xla_bwd_fenced}
 
 
 class _LinenWithConv:

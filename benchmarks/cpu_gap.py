@@ -46,6 +46,12 @@ ATTEMPTS: dict[str, tuple] = {
     "no_fusion_emitters": ("xla", "--xla_cpu_use_fusion_emitters=false"),
     "concurrency_scheduler": ("xla", "--xla_cpu_enable_concurrency_optimized_scheduler=true"),
     "bfloat16": ("xla", "", "bfloat16"),
+    # Data parallel on the host: one CPU device per core, each running its half of the
+    # batch (what `python -m jaxkd.main` does by default), with XLA's intra-op threads
+    # or with each device's program on one thread.
+    "split2": ("xla", "--xla_force_host_platform_device_count=2"),
+    "split2_eigen1": ("xla", "--xla_force_host_platform_device_count=2 "
+                             "--xla_cpu_multi_thread_eigen=false"),
 }
 
 
@@ -62,7 +68,7 @@ def _worker(args) -> dict:
     for conv in args.convs.split(","):
         try:
             r = harness.build_step(model=args.model, batch_size=args.batch_size, conv=conv,
-                                   name=f"jaxkd_{conv}", dtype=args.dtype)
+                                   name=f"jaxkd_{conv}", dtype=args.dtype, num_devices=0)
             runners[r.name] = r
         except Exception as err:  # noqa: BLE001 - an attempt may not compile
             failed[f"jaxkd_{conv}"] = f"{type(err).__name__}: {str(err)[:300]}"

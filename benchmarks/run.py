@@ -8,7 +8,8 @@
 Each entry is `python -m benchmarks.<script> <args>`; the exact command is printed and stored
 next to its numbers, so every number in BENCHMARKS.md can be reproduced on its own. A failing
 entry is reported in the table and does not stop the suite (exit status 1 at the end).
-`benchmarks/model_table.py` (maintained separately) joins the suite when it is present.
+`benchmarks/model_table.py` (parameters and FLOPs of the zoo for docs/models.md) is not
+a timing and runs on its own.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def _h_roofline(r):
 def _h_whole(r):
     rows = [(f"{m} wall s", _f(v)) for m, v in r["median_wall_s"].items()]
     rows += [(f"{m}/baseline", _f(v, ".2f")) for m, v in r["ratio_to_baseline"].items()]
+    rows += [(f"{m}/baseline, step loops alone", _f(v, ".2f"))
+             for m, v in r.get("step_loop_ratio_to_baseline", {}).items()]
     return rows
 
 
@@ -102,14 +105,14 @@ def cpu_suite() -> list[Entry]:
          ["--model=resnet20", b, "--rounds=7", "--warmup=2"], _h_step),
         ("torch_reference", "benchmarks.torch_reference",
          ["--model=resnet20", b, "--rounds=5", "--warmup=2",
-          "--modes=eager,channels_last,compile"], _h_torch),
+          "--modes=eager,channels_last,compile", "--num_devices=1,2"], _h_torch),
         ("roofline", "benchmarks.roofline", ["--model=resnet20", b, "--rounds=5"],
          _h_roofline),
         ("data_pipeline", "benchmarks.data_pipeline",
          ["--model=resnet20", b, "--rounds=8"], _h_data),
         ("whole_run", "benchmarks.whole_run",
          ["--model=resnet8", "--epochs=4", "--cycles=4", "--generations=1",
-          "--train_per_class=50", "--batch_size=100"], _h_whole),
+          "--train_per_class=0", "--batch_size=100"], _h_whole),
         ("scaling", "benchmarks.scaling",
          ["--devices=1,2,4,8", "--model=resnet8", "--batch_size=64", "--steps=4"],
          _h_scaling),
@@ -169,20 +172,13 @@ def smoke_suite() -> list[Entry]:
 SUITES = {"cpu": cpu_suite, "gpu": gpu_suite, "smoke": smoke_suite}
 
 
-def _model_table_entry() -> list[Entry]:
-    path = pathlib.Path(__file__).with_name("model_table.py")
-    if not path.exists():
-        return []
-    return [("model_table", "benchmarks.model_table", [], _h_generic)]
-
-
 def _needs_torch(module: str) -> bool:
     return module in ("benchmarks.torch_reference", "benchmarks.cpu_gap")
 
 
 def run_suite(name: str, *, only: list[str], json_dir: pathlib.Path,
               timeout: float) -> dict:
-    entries = SUITES[name]() + (_model_table_entry() if name != "smoke" else [])
+    entries = SUITES[name]()
     if only:
         entries = [e for e in entries if e[0] in only]
     from benchmarks.torch_reference import torch_available

@@ -5,7 +5,9 @@ Each device count runs in its own process (`XLA_FLAGS=--xla_force_host_platform_
 N-device mesh), runs `--steps` steps and reports the losses and a parameter checksum, plus
 the median step time. Fake devices share this host's cores, so this measures correctness
 (the sharded program computes the same update as one device, up to float reassociation)
-and the partitioning overhead, not a speed-up; real scaling needs real devices.
+and the partitioning overhead. Up to one device per core it is also a speed-up, because
+XLA's CPU step alone leaves cores idle (`jaxkd.engine.sharding.split_host_cpu`, which the
+CLI applies); real accelerator scaling needs real devices.
 
     python -m benchmarks.scaling --devices=1,2,4,8 --model=resnet8 --batch_size=64
 """

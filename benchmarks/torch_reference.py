@@ -210,8 +210,14 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0: its default)")
     p.add_argument("--conv", default="xla", help="jaxkd convolution implementation(s), "
                    "comma-separated (benchmarks.conv_impl.IMPLS)")
+    p.add_argument("--num_devices", default="1",
+                   help="jaxkd mesh sizes, comma-separated; on a CPU the host is split into "
+                   "that many devices (what `python -m jaxkd.main` does by default, one per "
+                   "core), e.g. 1,2")
     args = p.parse_args(argv)
-    common.apply_xla_flags(args.xla_flags)
+    meshes = [int(n) for n in args.num_devices.split(",")]
+    cpu_split = max(meshes) if args.device == "cpu" and max(meshes) > 1 else 0
+    common.apply_xla_flags(args.xla_flags, device_count=cpu_split)
     if not torch_available():
         print("torch is not installed: pip install torch==2.13.0 (CPU wheel), or the "
               "'bench' extra", file=sys.stderr)
@@ -223,10 +229,12 @@ def main(argv=None) -> dict:
     kd = not args.plain
     jax_runners = {}
     for conv in args.conv.split(","):
-        r = harness.build_step(model=args.model, kd=kd, batch_size=args.batch_size,
-                               conv=conv, name=f"jaxkd_{conv}", dtype=args.dtype,
-                               num_classes=args.num_classes, image_size=args.image_size)
-        jax_runners[r.name] = r
+        for n in meshes:
+            r = harness.build_step(model=args.model, kd=kd, batch_size=args.batch_size,
+                                   conv=conv, num_devices=n, dtype=args.dtype,
+                                   name=f"jaxkd_{conv}" + (f"_{n}dev" if n > 1 else ""),
+                                   num_classes=args.num_classes, image_size=args.image_size)
+            jax_runners[r.name] = r
     modes = [m for m in args.modes.split(",") if m]
     if args.threads:
         torch.set_num_threads(args.threads)

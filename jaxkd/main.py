@@ -23,6 +23,9 @@ from jaxkd.engine.loop import NonFiniteError
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, results.")
+_CPU_SPLIT = flags.DEFINE_bool(
+    "cpu_split", True, "On a CPU backend, one device per core (data parallel on the host; "
+    "see jaxkd.engine.sharding.split_host_cpu). --nocpu_split keeps XLA's single device.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -30,9 +33,12 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
-    sharding.initialize_distributed()
     config = _CONFIG.value
     log = logging.getLogger("jaxkd")
+    if _CPU_SPLIT.value and isinstance(config.batch_size, int) and \
+            isinstance(config.eval_batch_size, int) and isinstance(config.num_devices, int):
+        sharding.split_host_cpu(config)   # before any backend starts; bad types: run() says
+    sharding.initialize_distributed()
     log.info("config:\n%s", config)
     log.info("process %d/%d, devices: %s", jax.process_index(), jax.process_count(),
                  jax.devices())

@@ -65,6 +65,7 @@ class Phase:
     schedule_num_epochs: int = 0     # ... of a schedule this long (0: num_epochs)
     anchor_every_epochs: int = 0     # keep anchor checkpoints (RCO teacher run)
     seed_index: int = 0              # which init key a fresh phase draws
+    loss_source: str = "config.loss"  # the config group loss_params come from (errors)
 
 
 def _items(mapping) -> tuple:
@@ -111,12 +112,14 @@ _BAN_VARIANTS: dict[str, Callable[[Any], tuple[str, dict]]] = {
 }
 
 
-def _generations(config, first: Phase, loss: str, params: dict) -> list[Phase]:
+def _generations(config, first: Phase, loss: str, params: dict,
+                 source: str) -> list[Phase]:
     """Generations 1..M: fresh init, teacher = the previous generation's final state."""
     plan, previous = [first], first.name
     for m in range(1, config.generations + 1):
         plan.append(_phase(config, f"gen{m}", "generation", index=m, loss=loss,
-                           loss_params=params, teacher=TeacherRef(phases=(previous,))))
+                           loss_params=params, teacher=TeacherRef(phases=(previous,)),
+                           loss_source=source))
         previous = plan[-1].name
     return plan
 
@@ -135,7 +138,7 @@ def born_again_plan(config) -> list[Phase]:
     gen0 = _phase(config, "gen0", "teacher", model=config.teacher.model or config.model,
                   overrides=(config.teacher.model_overrides if config.teacher.model
                              else config.model_overrides))
-    return _generations(config, gen0, loss, params)
+    return _generations(config, gen0, loss, params, "config.born_again")
 
 
 def tolerant_teacher_plan(config) -> list[Phase]:
@@ -150,8 +153,10 @@ def tolerant_teacher_plan(config) -> list[Phase]:
         patriarch = _phase(config, "gen0", "patriarch", loss="cross_entropy", loss_params={})
     else:
         patriarch = _phase(config, "gen0", "patriarch", loss=tt.patriarch_loss,
-                           loss_params={"u": tt.u, "k": tt.k})
-    return _generations(config, patriarch, "born_again", {"label_weight": tt.label_weight})
+                           loss_params={"u": tt.u, "k": tt.k},
+                           loss_source="config.tolerant_teacher")
+    return _generations(config, patriarch, "born_again", {"label_weight": tt.label_weight},
+                        "config.tolerant_teacher")
 
 
 def _check_int(value, field: str, low: int) -> None:
@@ -186,6 +191,7 @@ def snapshot_distillation_plan(config) -> list[Phase]:
             teacher=TeacherRef(phases=(plan[-1].name,)) if distill else None,
             loss="snapshot_distillation" if distill else "cross_entropy",
             loss_params={"temperature": sd.temperature} if distill else {},
+            loss_source="config.snapshot",
             num_epochs=epochs, schedule=schedule))
     return plan
 
@@ -257,7 +263,8 @@ def rco_plan(config) -> list[Phase]:
                                           route=tuple(anchors))
         students.append(_phase(config, f"stage{i + 1}", "student",
                                init="fresh" if i == 0 else "continue", teacher=teacher,
-                               loss="kd", loss_params=kd, **stage))
+                               loss="kd", loss_params=kd, loss_source="config.rco",
+                               **stage))
     return teacher_phases + students
 
 
@@ -288,10 +295,21 @@ def build(config) -> list[Phase]:
 
 
 def validate_losses(plan: list[Phase], num_classes: int) -> None:
-    """Checks every phase's loss and its hyper-parameters; errors name `config.loss.*`."""
+    """Checks every phase's loss and its hyper-parameters.
+
+    Errors name the field the user set: `config.loss.*`, or the method's group
+    (`config.tolerant_teacher.k`, `config.snapshot.temperature`, ...) where the plan
+    took the parameter from there.
+    """
     for phase in plan:
         spec = losses.get(phase.loss)
-        spec.validate(dict(phase.loss_params), num_classes)
+        try:
+            spec.validate(dict(phase.loss_params), num_classes)
+        except ValueError as err:
+            if phase.loss_source == "config.loss":
+                raise
+            raise ValueError(str(err).replace("config.loss.", phase.loss_source + ".")) \
+                from err
         if spec.needs_teacher and phase.teacher is None:
             raise ValueError(f"phase {phase.name!r}: loss {phase.loss!r} needs a teacher "
                              f"(config.loss.name)")

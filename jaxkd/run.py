@@ -19,7 +19,7 @@ import jax
 import ml_collections
 
 from jaxkd import analysis, checkpoints, config as config_lib, data, losses, models, plans
-from jaxkd import rco, schedules
+from jaxkd import provenance, rco, schedules
 from jaxkd.engine import loop, sharding
 from jaxkd.engine import state as state_lib
 from jaxkd.engine.writer import MetricWriter
@@ -274,7 +274,8 @@ class Runner:
         records = [self.run_phase(i) for i in range(len(self.plan))]
         results = {"method": self.config.method, "phases": records,
                    "ensembles": analysis.plan_ensembles(self),
-                   "run_wall_time": time.time() - t0}
+                   "run_wall_time": time.time() - t0,
+                   "provenance": provenance.read(self.workdir)}
         write_json_atomic(self.workdir / "results.json", _strip_history(results))
         self.writer.close()
         return results
@@ -314,6 +315,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
         _check_teacher_paths(phase)
     workdir.mkdir(parents=True, exist_ok=True)
     _check_workdir_config(config, workdir)
+    provenance.record(workdir)
     runner = Runner(config, workdir, plan)
     results = runner.run()
     if config.write_report and jax.process_index() == 0:

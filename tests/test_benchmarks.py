@@ -118,7 +118,8 @@ def test_profile_step(tmp_path):
     assert {"student_fwd", "student_bwd", "teacher_fwd"} <= set(r["by_phase"])
 
 
-@pytest.mark.parametrize("impl", ["im2col", "patches", "taps", "nchw", "xla_bwd_im2col"])
+@pytest.mark.parametrize("impl", ["im2col", "patches", "taps", "nchw", "xla_bwd_im2col",
+                                  "barrier", "xla_bwd_fenced"])
 def test_conv_impls_match_xla(impl):
     from jax import lax
 

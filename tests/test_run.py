@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from jaxkd import checkpoints, run as run_lib
-from jaxkd.engine import loop
+from jaxkd.engine import loop, sharding
 from tests.helpers import tiny_config, write_tiny_npz
 
 
@@ -38,6 +39,7 @@ def _has_final(workdir, phase):
 def _without_times(results):
     out = json.loads(json.dumps(results))
     out.pop("run_wall_time", None)
+    out.pop("provenance", None)
     for p in out["phases"]:
         p.pop("wall_time", None)
         p.pop("history", None)
@@ -141,6 +143,12 @@ def test_resume_mid_phase_equals_uninterrupted_run(npz, tmp_path, monkeypatch):
     assert not _has_final(tmp_path / "crashed", "gen1")
     resumed = run_lib.run(config, tmp_path / "crashed")
     assert _without_times(resumed) == _without_times(full)
+    # Each invocation left its code version: one for the full run, two for the resumed one.
+    assert len(full["provenance"]) == 1 and len(resumed["provenance"]) == 2
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=pathlib.Path(run_lib.__file__).parents[1]).stdout.strip()
+    assert {r["git_commit"] for r in resumed["provenance"]} == {head or None}
+    assert resumed["provenance"][0]["versions"]["jax"] == jax.__version__
     for phase in ("gen0", "gen1"):
         _assert_same_tree(_final_params(tmp_path / "full", phase),
                           _final_params(tmp_path / "crashed", phase))
@@ -193,5 +201,32 @@ def test_invalid_config_fails_before_compiling(npz, tmp_path):
     with pytest.raises(ValueError, match="needs a teacher"):
         run_lib.run(config, tmp_path)
     config = tiny_config(npz, "tolerant_teacher", **{"tolerant_teacher.k": 7})
-    with pytest.raises(ValueError, match="config.loss.k"):
+    with pytest.raises(ValueError, match="config.tolerant_teacher.k"):
         run_lib.run(config, tmp_path / "b")
+
+
+@pytest.mark.parametrize("batches, cores, requested, expected", [
+    ((64, 250), 2, 0, 2), ((64, 250), 6, 0, 2), ((128, 1000), 6, 0, 4),
+    ((100, 100), 8, 0, 5), ((64, 250), 1, 0, 1), ((7, 7), 2, 0, 1), ((64, 64), 2, 4, 4)])
+def test_host_cpu_devices_divide_every_batch(batches, cores, requested, expected):
+    assert sharding.host_cpu_devices(batches, cores, requested) == expected
+
+
+def test_cli_splits_a_cpu_host_into_one_device_per_core(npz, tmp_path):
+    """Without XLA_FLAGS the CLI gives the CPU backend one device per core (as many as
+    divide the batch sizes); the run records that device count in its provenance."""
+    args = [sys.executable, "-m", "jaxkd.main", "--config=configs/quickstart.py",
+            f"--workdir={tmp_path}", "--config.data.source=npz", f"--config.data.path={npz}",
+            "--config.num_epochs=1", "--config.generations=0", "--config.batch_size=16",
+            "--config.eval_batch_size=16", "--config.progress_bar=False",
+            "--config.write_report=False"]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    record = json.loads((tmp_path / "provenance.jsonl").read_text().splitlines()[-1])
+    assert record["devices"] == sharding.host_cpu_devices(
+        (16, 16), len(os.sched_getaffinity(0)))
+    assert record["backend"] == "cpu"

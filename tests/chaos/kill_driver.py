@@ -175,6 +175,7 @@ def snapshot(workdir: pathlib.Path) -> dict:
 
     results = json.loads((workdir / "results.json").read_text())
     results.pop("run_wall_time", None)
+    results.pop("provenance", None)
     for phase in results["phases"]:
         phase.pop("wall_time", None)
         phase.pop("checkpoint", None)

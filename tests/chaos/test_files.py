@@ -9,6 +9,7 @@ JAXKD = pathlib.Path(loop.__file__).resolve().parents[1]
 
 # Top-level entries a workdir may hold (docs/reliability.md, "Files").
 WORKDIR_ENTRIES = {"config.json", "metrics.jsonl", "results.json", "rco_route.json",
+                   "provenance.jsonl",
                    "tensorboard", "phases", "report.md", "analysis.json", "accuracy.png",
                    "curves.png", "second_class.png"}
 PHASE_ENTRIES = {"ckpt", "final", "anchors", "damaged"}
