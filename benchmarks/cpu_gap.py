@@ -45,6 +45,8 @@ ATTEMPTS: dict[str, tuple] = {
     "vector_512": ("xla", "--xla_cpu_prefer_vector_width=512"),
     "no_fusion_emitters": ("xla", "--xla_cpu_use_fusion_emitters=false"),
     "concurrency_scheduler": ("xla", "--xla_cpu_enable_concurrency_optimized_scheduler=true"),
+    "tiling_propagation": ("xla", "--xla_cpu_experimental_enable_tiling_propagation=true"),
+    "no_xnnpack": ("xla", "--xla_cpu_use_xnnpack=false"),
     "bfloat16": ("xla", "", "bfloat16"),
     # Data parallel on the host: one CPU device per core, each running its half of the
     # batch (what `python -m jaxkd.main` does by default), with XLA's intra-op threads

@@ -353,7 +353,7 @@ def test_loss_hyper_parameters_fail_for_too_few_classes():
     """The class count matters: TSD's K = 5 needs at least 5 classes."""
     plan = run.validate(load("tt_resnet110"))
     plans.validate_losses(plan, 100)
-    with pytest.raises(ValueError, match="config.loss.k"):
+    with pytest.raises(ValueError, match="config.tolerant_teacher.k"):
         plans.validate_losses(plan, 4)
 
 

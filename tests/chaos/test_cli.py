@@ -62,7 +62,7 @@ def test_workdir_of_another_config_is_refused_then_overridden_then_diverges(npz,
 @pytest.mark.parametrize("flags, code, expected", [
     (("--config.model=resnet_nope",), 2, "unknown model 'resnet_nope'"),
     (("--config.tolerant_teacher.k=9", "--config.method=tolerant_teacher"), 2,
-     "config.loss.k must be <= the number of classes (4), got 9"),
+     "config.tolerant_teacher.k must be <= the number of classes (4), got 9"),
     (("--config.batch_size=abc",), 1, "--config.batch_size=abc"),
 ])
 def test_bad_input_exits_with_a_message_not_a_traceback(npz, tmp_path, flags, code, expected):
