@@ -14,6 +14,7 @@ and an unreadable one is skipped with a warning naming it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pathlib
 import time
@@ -224,7 +225,7 @@ def load_variables(path: str | pathlib.Path, abstract_variables):
         step_dir = path / str(steps[-1])
     abstract_state = {"params": abstract_variables["params"],
                       "batch_stats": abstract_variables.get("batch_stats", {})}
-    with ocp.StandardCheckpointer() as ckptr:
+    with ocp.StandardCheckpointer() as ckptr, _without_item_metadata_warning():
         try:
             tree = ckptr.restore(step_dir / "state", _partial_target(ckptr, step_dir,
                                                                      abstract_state))
@@ -238,6 +239,27 @@ def load_variables(path: str | pathlib.Path, abstract_variables):
     return variables
 
 
+class _DropItemMetadataWarning(logging.Filter):
+    """Orbax warns that the item folder (`<step>/state`) has no `_CHECKPOINT_METADATA`
+    when it is read on its own: that file lives one level up, written by the manager."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Metadata file does not exist")
+
+
+@contextlib.contextmanager
+def _without_item_metadata_warning():
+    loggers = [logging.getLogger(), logging.getLogger("absl")]
+    drop = _DropItemMetadataWarning()
+    for logger in loggers:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(drop)
+
+
 def _partial_target(ckptr, step_dir: pathlib.Path, abstract_vars):
     """A restore target covering the whole saved TrainState, with the variables' shapes.
 
@@ -247,9 +269,17 @@ def _partial_target(ckptr, step_dir: pathlib.Path, abstract_vars):
     tree = meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta.tree
     if not isinstance(tree, dict) or "params" not in tree:
         raise CheckpointError(f"checkpoint {step_dir} holds no model parameters")
-    target = jax.tree_util.tree_map(
-        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree,
-        is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype"))
-    target["params"] = abstract_vars["params"]
-    target["batch_stats"] = abstract_vars["batch_stats"]
+    # Replicated over this process's devices: a checkpoint written on another device count
+    # (a CPU host split into one device per core, 8 TPU cores) restores here all the same.
+    repl = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ("d",)),
+                                      jax.sharding.PartitionSpec())
+
+    def leaf(m):
+        return jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=repl)
+
+    is_leaf = lambda x: hasattr(x, "shape") and hasattr(x, "dtype")  # noqa: E731
+    target = jax.tree_util.tree_map(leaf, tree, is_leaf=is_leaf)
+    target["params"] = jax.tree_util.tree_map(leaf, abstract_vars["params"], is_leaf=is_leaf)
+    target["batch_stats"] = jax.tree_util.tree_map(leaf, abstract_vars["batch_stats"],
+                                                   is_leaf=is_leaf)
     return target

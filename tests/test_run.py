@@ -230,3 +230,36 @@ def test_cli_splits_a_cpu_host_into_one_device_per_core(npz, tmp_path):
     assert record["devices"] == sharding.host_cpu_devices(
         (16, 16), len(os.sched_getaffinity(0)))
     assert record["backend"] == "cpu"
+
+
+def test_checkpoint_of_four_devices_loads_on_one(npz, tmp_path):
+    """A workdir trained on 4 devices (a CPU host split per core, TPU cores) serves as a
+    teacher checkpoint in a 1-device process: same values, no topology error."""
+    run_lib.run(tiny_config(npz, num_epochs=1), tmp_path)
+    expected = _final_params(tmp_path, "baseline")
+    script = (
+        "import sys, jax, numpy as np\n"
+        "from jaxkd import checkpoints, models\n"
+        "from jaxkd.engine import state\n"
+        "assert jax.device_count() == 1\n"
+        "m = models.get_model(sys.argv[2], num_classes=int(sys.argv[3]))\n"
+        "abstract = jax.eval_shape(lambda: state.init_variables(\n"
+        "    m, jax.random.key(0), tuple(map(int, sys.argv[4].split(',')))))\n"
+        "v = checkpoints.load_variables(sys.argv[1], abstract)\n"
+        "np.savez(sys.argv[5], *[np.asarray(x) for x in jax.tree_util.tree_leaves(v['params'])])\n")
+    config = json.loads((tmp_path / "config.json").read_text())
+    shape = np.load(npz)["x_train"].shape[1:]
+    out = tmp_path / "loaded.npz"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+               JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "phases/baseline"),
+                           config["model"], str(int(np.load(npz)["y_train"].max()) + 1),
+                           ",".join(map(str, shape)), str(out)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Metadata file does not exist" not in done.stderr
+    loaded = np.load(out)
+    leaves = jax.tree_util.tree_leaves(expected)
+    assert len(loaded.files) == len(leaves)
+    for i, leaf in enumerate(leaves):
+        np.testing.assert_array_equal(loaded[f"arr_{i}"], np.asarray(leaf))
