@@ -4,7 +4,9 @@ Each implementation has the signature of `jax.lax.conv_general_dilated`, so it c
 to Flax as `nn.Conv(..., conv_general_dilated=fn)`: the parameters (`kernel`, HWIO) and the
 model's outputs are the same as with XLA's native convolution, only the program differs.
 
-- `xla`: `lax.conv_general_dilated` (what jaxkd uses).
+- `xla`: jaxkd as shipped (`jaxkd.models.cpu_conv`: XLA's convolution; on CPU the kernel
+  gradient reads a materialised input).
+- `plain`: `lax.conv_general_dilated` alone (jaxkd before `cpu_conv`).
 - `im2col`: pad, the `kh*kw` strided slices concatenated on the channel axis (patches
   `[B, H', W', kh*kw*C]`, ordered like an HWIO kernel), then one matmul with the kernel
   reshaped to `[kh*kw*C, O]`. Its backward pass is a matmul and a sum of padded slices.
@@ -16,9 +18,12 @@ model's outputs are the same as with XLA's native convolution, only the program 
 - `xla_bwd_im2col`: XLA's convolution forward and input gradient, the kernel gradient as the
   im2col matmul `patches^T @ dy` (a `jax.custom_vjp`).
 
+- `barrier` / `xla_bwd_fenced`: `lax.optimization_barrier` on the convolution input, or only
+  in front of the kernel gradient (attempts at what `cpu_conv` does; layout assignment
+  moves the transposed layout through the barrier, so they do not help).
+
 `use(impl)` is a context manager that makes the jaxkd model zoo build its convolutions with
-`impl` while programs are traced, without editing jaxkd: `jaxkd.models.common.conv` is kept
-as written and only the `nn.Conv` it instantiates receives `conv_general_dilated=impl`.
+`impl` while programs are traced: it swaps `jaxkd.models.common.conv_general_dilated`.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ import contextlib
 import functools
 from typing import Callable, Iterator
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -199,40 +203,39 @@ def barrier(lhs, rhs, *args, **kwargs):
 
 
 def xla(lhs, rhs, *args, **kwargs):
-    """XLA's own convolution (jaxkd's default), for symmetry in the registry."""
+    """jaxkd's convolution as shipped (`jaxkd.models.cpu_conv`), for the registry."""
+    from jaxkd.models import cpu_conv
+
+    return cpu_conv.conv_general_dilated(lhs, rhs, *args, **kwargs)
+
+
+def plain(lhs, rhs, *args, **kwargs):
+    """XLA's convolution alone (what jaxkd used before `cpu_conv`): the baseline that
+    `cpu_conv` improves on."""
     return lax.conv_general_dilated(lhs, rhs, *args, **kwargs)
 
 
 IMPLS: dict[str, Callable] = {"xla": xla, "im2col": im2col, "patches": patches,
                               "taps": taps, "nchw": nchw, "xla_bwd_im2col": xla_bwd_im2col,
-                              "barrier": barrier, "xla_bwd_fenced": xla_bwd_fenced}
-
-
-class _LinenWithConv:
-    """`flax.linen` with `Conv` pre-bound to a convolution implementation."""
-
-    def __init__(self, impl: Callable):
-        self._conv = functools.partial(nn.Conv, conv_general_dilated=impl)
-
-    def __getattr__(self, name):
-        return self._conv if name == "Conv" else getattr(nn, name)
+                              "barrier": barrier, "xla_bwd_fenced": xla_bwd_fenced,
+                              "plain": plain}
 
 
 @contextlib.contextmanager
 def use(name: str) -> Iterator[None]:
     """While active, jaxkd models trace their convolutions with `IMPLS[name]`.
 
-    Only tracing matters: compile (or first-call) the step inside the block.
+    Only tracing matters: compile (or first-call) the step inside the block. 'xla' is
+    jaxkd as shipped (`jaxkd.models.cpu_conv`); 'lax' is XLA's convolution without it.
     """
     if name in ("", "xla"):
         yield
         return
     from jaxkd.models import common
 
-    impl = IMPLS[name]
-    original = common.nn
-    common.nn = _LinenWithConv(impl)
+    original = common.conv_general_dilated
+    common.conv_general_dilated = IMPLS[name]
     try:
         yield
     finally:
-        common.nn = original
+        common.conv_general_dilated = original

@@ -28,6 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxkd.models import cpu_conv
+
 Dtype = Any
 
 #: He normal with fan-out (torchvision's `kaiming_normal_(mode='fan_out', nonlinearity='relu')`).
@@ -36,6 +38,9 @@ conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 #: PyTorch's BatchNorm momentum 0.1 is Flax's 0.9 (Flax weights the running average).
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+
+#: The convolution every `conv` layer traces (`benchmarks.conv_impl.use` swaps it).
+conv_general_dilated: Callable = cpu_conv.conv_general_dilated
 
 
 def conv(features: int, kernel: int, strides: int = 1, *, dtype: Dtype, groups: int = 1,
@@ -57,7 +62,8 @@ def conv(features: int, kernel: int, strides: int = 1, *, dtype: Dtype, groups: 
     return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
                    padding=((pad, pad), (pad, pad)), feature_group_count=groups,
                    use_bias=False, kernel_init=conv_init, dtype=dtype,
-                   param_dtype=jnp.float32, name=name)
+                   param_dtype=jnp.float32, name=name,
+                   conv_general_dilated=conv_general_dilated)
 
 
 def batch_norm(*, train: bool, dtype: Dtype, zero_init: bool = False,
