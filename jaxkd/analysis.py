@@ -113,6 +113,9 @@ def _ensemble_specs(plan) -> list[tuple[str, list[int], list[float] | None]]:
     gens = [i for i, p in enumerate(plan) if p.role == "generation"]
     if len(gens) >= 2:
         specs.append(("bane", gens, None))             # [BAN] generations 1..M
+    patriarch = [i for i, p in enumerate(plan) if p.role == "patriarch"]
+    if patriarch and gens:                           # [TT] Table 4: "all generations",
+        specs.append(("tt_ensemble", patriarch + gens, None))   # the patriarch (Gen #0) too
     cycles = [i for i, p in enumerate(plan) if p.role == "mini_generation"]
     if len(cycles) >= 2:
         specs.append(("snapshot_ensemble", cycles, None))

@@ -187,8 +187,15 @@ def test_ensemble_specs_of_plans():
     assert specs["snapshot_ensemble"]["members"] == ["cycle1", "cycle2", "cycle3"]
     c = default_config()
     c.method, c.generations = "tolerant_teacher", 3
-    (bane,) = analysis.ensemble_specs(plans.build(c))
+    bane, tt = analysis.ensemble_specs(plans.build(c))
     assert bane["members"] == ["gen1", "gen2", "gen3"] and bane["scales"] is None
+    # [TT] Table 4 ensembles "the last epochs of all generations": its Gen #1 column
+    # (20.20% < 21.29% single) already holds two models, so the patriarch is a member.
+    assert tt["name"] == "tt_ensemble" and tt["members"] == ["gen0", "gen1", "gen2", "gen3"]
+    c.generations = 1
+    assert [s["name"] for s in analysis.ensemble_specs(plans.build(c))] == ["tt_ensemble"]
+    c.method = "born_again"
+    assert analysis.ensemble_specs(plans.build(c)) == []
 
 
 # -- several runs ------------------------------------------------------------------------
