@@ -49,3 +49,23 @@ def tiny_config(npz: pathlib.Path, method: str = "baseline", **changes):
             target = target[part]
         target[last] = value
     return c
+
+
+def crash_after(monkeypatch, n_steps: int) -> None:
+    """Makes every train step after the first `n_steps` of the process raise
+    KeyboardInterrupt, as a crash would stop it (checkpoints already written stay)."""
+    from jaxkd.engine import loop
+
+    real, calls = loop._compiled_steps, {"n": 0}
+
+    def patched(*args, **kwargs):
+        train, evaluate = real(*args, **kwargs)
+
+        def crashing(*a, **k):
+            calls["n"] += 1
+            if calls["n"] > n_steps:
+                raise KeyboardInterrupt("simulated crash")
+            return train(*a, **k)
+        return crashing, evaluate
+
+    monkeypatch.setattr(loop, "_compiled_steps", patched)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from jaxkd import checkpoints, run as run_lib
-from jaxkd.engine import loop, sharding
-from tests.helpers import tiny_config, write_tiny_npz
+from jaxkd.engine import sharding
+from tests.helpers import crash_after, tiny_config, write_tiny_npz
 
 
 @pytest.fixture(scope="module")
@@ -114,29 +114,11 @@ def test_rco_greedy_picks_anchors_on_heldout(npz, tmp_path):
     assert len(results["phases"]) == 3
 
 
-def _crash_after(monkeypatch, n_steps):
-    """Makes the n-th train step of the process raise, as a crash would stop it."""
-    real = loop._compiled_steps
-    calls = {"n": 0}
-
-    def patched(*args, **kwargs):
-        train, evaluate = real(*args, **kwargs)
-
-        def crashing(*a, **k):
-            calls["n"] += 1
-            if calls["n"] > n_steps:
-                raise KeyboardInterrupt("simulated crash")
-            return train(*a, **k)
-        return crashing, evaluate
-
-    monkeypatch.setattr(loop, "_compiled_steps", patched)
-
-
 def test_resume_mid_phase_equals_uninterrupted_run(npz, tmp_path, monkeypatch):
     config = tiny_config(npz, "born_again", generations=1, checkpoint_every_steps=3)
     full = run_lib.run(config, tmp_path / "full")
     with monkeypatch.context() as m:
-        _crash_after(m, 10)                       # gen0 has 8 steps: crash inside gen1
+        crash_after(m, 10)                       # gen0 has 8 steps: crash inside gen1
         with pytest.raises(KeyboardInterrupt):
             run_lib.run(config, tmp_path / "crashed")
     assert _has_final(tmp_path / "crashed", "gen0")

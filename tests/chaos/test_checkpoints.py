@@ -15,33 +15,15 @@ import numpy as np
 import pytest
 
 from jaxkd import checkpoints, run as run_lib
-from jaxkd.engine import loop
 from jaxkd.engine import step as step_lib
 from tests.chaos.conftest import reference_config
-from tests.helpers import write_tiny_npz
+from tests.helpers import crash_after, write_tiny_npz
 
 CRASH_AFTER = 7
 
 
 def _config(npz, **changes):
     return reference_config(npz, **changes)
-
-
-def _crash_after(monkeypatch, n_steps):
-    """The (n+1)-th train step of the process raises, as a crash would stop it."""
-    real, calls = loop._compiled_steps, {"n": 0}
-
-    def patched(*args, **kwargs):
-        train, evaluate = real(*args, **kwargs)
-
-        def crashing(*a, **k):
-            calls["n"] += 1
-            if calls["n"] > n_steps:
-                raise KeyboardInterrupt("simulated crash")
-            return train(*a, **k)
-        return crashing, evaluate
-
-    monkeypatch.setattr(loop, "_compiled_steps", patched)
 
 
 def _final(workdir, phase="baseline"):
@@ -68,7 +50,7 @@ def runs(reference_run, tmp_path_factory):
     npz, reference = reference_run
     base = tmp_path_factory.mktemp("ckpt")
     with pytest.MonkeyPatch.context() as m:
-        _crash_after(m, CRASH_AFTER)
+        crash_after(m, CRASH_AFTER)
         with pytest.raises(KeyboardInterrupt):
             run_lib.run(_config(npz), base / "crashed")
     steps = sorted(int(p.name) for p in (base / "crashed/phases/baseline/ckpt").iterdir())
