@@ -136,50 +136,43 @@ def _xla_conv(x, w, strides, pads):
     return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_NHWC)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_im2col_dw(x, w, strides, pads):
-    return _xla_conv(x, w, strides, pads)
+def _with_kernel_grad(kernel_grad: Callable) -> Callable:
+    """XLA's convolution forward and input gradient, the kernel gradient by
+    `kernel_grad(x, w, dy, strides, pads)` (a `jax.custom_vjp`)."""
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+    def conv(x, w, strides, pads):
+        return _xla_conv(x, w, strides, pads)
+
+    def fwd(x, w, strides, pads):
+        return _xla_conv(x, w, strides, pads), (x, w)
+
+    def bwd(strides, pads, res, dy):
+        x, w = res
+        _, dx_fn = jax.vjp(lambda x_: _xla_conv(x_, w, strides, pads), x)
+        return dx_fn(dy)[0], kernel_grad(x, w, dy, strides, pads)
+
+    conv.defvjp(fwd, bwd)
+    return conv
 
 
-def _conv_im2col_dw_fwd(x, w, strides, pads):
-    return _xla_conv(x, w, strides, pads), (x, w)
-
-
-def _conv_im2col_dw_bwd(strides, pads, res, dy):
-    x, w = res
+def _im2col_dw(x, w, dy, strides, pads):
     kh, kw, c, o = w.shape
-    _, dx_fn = jax.vjp(lambda x_: _xla_conv(x_, w, strides, pads), x)
-    (dx,) = dx_fn(dy)
     cols = jnp.concatenate(_patch_slices(x, kh, kw, strides, pads), axis=-1)
     dw = jnp.einsum("bhwk,bhwo->ko", cols, dy.astype(cols.dtype))
-    return dx, dw.reshape(kh, kw, c, o).astype(w.dtype)
+    return dw.reshape(kh, kw, c, o).astype(w.dtype)
 
 
-_conv_im2col_dw.defvjp(_conv_im2col_dw_fwd, _conv_im2col_dw_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_fenced_dw(x, w, strides, pads):
-    return _xla_conv(x, w, strides, pads)
-
-
-def _conv_fenced_dw_fwd(x, w, strides, pads):
-    return _xla_conv(x, w, strides, pads), (x, w)
-
-
-def _conv_fenced_dw_bwd(strides, pads, res, dy):
-    x, w = res
-    _, dx_fn = jax.vjp(lambda x_: _xla_conv(x_, w, strides, pads), x)
-    (dx,) = dx_fn(dy)
+def _fenced_dw(x, w, dy, strides, pads):
     # The fence: the layout change XLA makes for the kernel gradient reads x as computed,
     # it cannot pull x's producers (BatchNorm, ReLU, residual adds) into that copy.
     x_fenced, dy_fenced = lax.optimization_barrier((x, dy))
     _, dw_fn = jax.vjp(lambda w_: _xla_conv(x_fenced, w_, strides, pads), w)
-    (dw,) = dw_fn(dy_fenced)
-    return dx, dw
+    return dw_fn(dy_fenced)[0]
 
 
-_conv_fenced_dw.defvjp(_conv_fenced_dw_fwd, _conv_fenced_dw_bwd)
+_conv_im2col_dw = _with_kernel_grad(_im2col_dw)
+_conv_fenced_dw = _with_kernel_grad(_fenced_dw)
 
 
 @_wrap
