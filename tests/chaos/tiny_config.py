@@ -8,25 +8,10 @@ and 32 test images of 4 classes): 4 steps per epoch, 2 epochs per generation, a
 checkpoint after every step, so that a random kill often lands inside a checkpoint write.
 """
 
-from jaxkd.config import default_config
+from tests.helpers import tiny_config
 
 
 def get_config():
-    c = default_config()
-    c.method = "born_again"
-    c.generations = 2
-    c.model = "resnet8"
-    c.data.source = "npz"
-    c.data.path = ""
-    c.batch_size = 16
-    c.eval_batch_size = 16
-    c.num_epochs = 2
-    c.schedule.name = "cosine"
-    c.schedule.base_lr = 0.05
-    c.schedule.boundaries = ()
-    c.checkpoint_every_steps = 1
-    c.keep_checkpoints = 2
-    c.log_every_steps = 3           # windows that straddle checkpoints and epochs
-    c.progress_bar = False
-    c.write_report = False
-    return c
+    return tiny_config("", "born_again", generations=2, checkpoint_every_steps=1,
+                       keep_checkpoints=2,
+                       log_every_steps=3)   # windows that straddle checkpoints and epochs
