@@ -249,15 +249,13 @@ class _DropItemMetadataWarning(logging.Filter):
 
 @contextlib.contextmanager
 def _without_item_metadata_warning():
-    loggers = [logging.getLogger(), logging.getLogger("absl")]
-    drop = _DropItemMetadataWarning()
-    for logger in loggers:
-        logger.addFilter(drop)
+    """Drops that warning while a step folder is read (orbax logs through absl)."""
+    absl_logger, drop = logging.getLogger("absl"), _DropItemMetadataWarning()
+    absl_logger.addFilter(drop)
     try:
         yield
     finally:
-        for logger in loggers:
-            logger.removeFilter(drop)
+        absl_logger.removeFilter(drop)
 
 
 def _partial_target(ckptr, step_dir: pathlib.Path, abstract_vars):

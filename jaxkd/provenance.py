@@ -61,14 +61,11 @@ def collect() -> dict:
             "devices": jax.device_count(), "processes": jax.process_count()}
 
 
-def record(workdir: pathlib.Path) -> list[dict]:
-    """Appends this invocation's record to `workdir/provenance.jsonl` (process 0 writes);
-    returns every record so far, oldest first."""
-    path = workdir / "provenance.jsonl"
+def record(workdir: pathlib.Path) -> None:
+    """Appends this invocation's record to `workdir/provenance.jsonl` (process 0 writes)."""
     if jax.process_index() == 0:
-        with path.open("a") as f:
+        with (workdir / "provenance.jsonl").open("a") as f:
             f.write(json.dumps(collect(), sort_keys=True) + "\n")
-    return read(workdir)
 
 
 def read(workdir: pathlib.Path) -> list[dict]:
