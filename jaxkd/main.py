@@ -17,6 +17,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from jaxkd import run as run_lib
+from jaxkd.data.dataset import DataUnavailableError
 from jaxkd.engine import sharding
 from jaxkd.engine.loop import NonFiniteError
 
@@ -47,6 +48,9 @@ def main(argv) -> None:
     except ValueError as err:  # bad input: a clear message, no traceback from inside JAX
         logging.getLogger("jaxkd").error("%s", err)
         sys.exit(2)
+    except DataUnavailableError as err:  # environment: no network, no local copy
+        logging.getLogger("jaxkd").error("%s", err)
+        sys.exit(5)
     except NonFiniteError as err:  # diverged: which step, which phase, what to resume from
         logging.getLogger("jaxkd").error("%s", err)
         sys.exit(3)

@@ -50,6 +50,14 @@ def augment_field(cfg: Any, name: str) -> Any:
     return field(cfg, name, _AUGMENT_DEFAULTS[name])
 
 
+class DataUnavailableError(OSError):
+    """The data could not be had from its source (a failed download or prepare).
+
+    An environment failure, not bad input: the CLI exits with code 5 and one line saying
+    what failed and how to point the run at a local copy.
+    """
+
+
 def check(cond: bool, message: str) -> None:
     """Raises `ValueError(message)` unless `cond`."""
     if not cond:

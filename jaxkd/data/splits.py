@@ -25,9 +25,9 @@ import numpy as np
 
 from jaxkd.data import arrays, cifar_binary, host_ops, image_folder, sample, tfds_source
 from jaxkd.data.dataset import (IMAGENET_MEAN, IMAGENET_STD, LABEL_KEYS, SOURCES,
-                                ArrayDataset, RawData, Splits, StreamingDataset, check,
-                                check_labels, check_non_negative_int, data_field, field,
-                                validate_augment)
+                                ArrayDataset, DataUnavailableError, RawData, Splits,
+                                StreamingDataset, check, check_labels,
+                                check_non_negative_int, data_field, field, validate_augment)
 
 _HELDOUT_STREAM, _SUBSET_STREAM = 1, 2
 # What readers raise for missing, truncated or garbled files; turned into a ValueError
@@ -77,6 +77,8 @@ def _read(cfg: Any) -> RawData:
     """`_read_source`, with unreadable files reported as a ValueError naming the path."""
     try:
         return _read_source(cfg)
+    except DataUnavailableError:   # already one line naming the source and the way out
+        raise
     except _READ_ERRORS as err:
         raise ValueError(
             f"config.data.path={data_field(cfg, 'path')!r} (config.data.source="

@@ -19,8 +19,8 @@ import os
 import numpy as np
 
 from jaxkd.data import host_ops
-from jaxkd.data.dataset import (ArrayDataset, RawData, StreamingDataset, check,
-                                check_labels)
+from jaxkd.data.dataset import (ArrayDataset, DataUnavailableError, RawData,
+                                StreamingDataset, check, check_labels)
 
 STREAM_BYTES = 4 << 30
 _CHUNK = 512
@@ -55,6 +55,49 @@ def _test_split(info, name: str, requested: str) -> str:
     if name.startswith("imagenet") or ("test" not in known and "validation" in known):
         return "validation"
     return "test"
+
+
+def _local_hint(name: str) -> str:
+    if name.startswith("cifar"):
+        return (f"--config.data.source=cifar_binary --config.data.path=/path/to/"
+                f"{name.replace('cifar', 'cifar-')}-binary.tar.gz")
+    return "--config.data.source=image_folder (or npz) --config.data.path=/path/to/data"
+
+
+def data_source(tfds, name: str, split: str, data_dir: str):
+    """`tfds.data_source`, its download/prepare failure turned into one clear line.
+
+    Raises:
+        DataUnavailableError: naming the data set, the folder, the cause and the local
+            alternative (see docs/data.md).
+    """
+    try:
+        # array_record named explicitly: with a data_dir, TFDS leaves its default (tfrecord),
+        # which data_source cannot read and which needs TensorFlow to write.
+        return tfds.data_source(name, split=split, data_dir=data_dir or None,
+                                builder_kwargs=dict(file_format="array_record"))
+    except Exception as err:  # pylint: disable=broad-except  # any download/prepare failure
+        where = data_dir or "TFDS's default data dir (~/tensorflow_datasets)"
+        if _needs_tensorflow(err):
+            raise DataUnavailableError(
+                f"config.data.source='tfds': preparing {name!r} the first time needs "
+                f"TensorFlow, which TFDS uses to encode its images (reading a prepared copy "
+                f"does not): pip install tensorflow-cpu, prepare once into {where}, or "
+                f"use a local copy: {_local_hint(name)} (docs/data.md)") from err
+        cause = " ".join(str(err).split())[:300]
+        raise DataUnavailableError(
+            f"config.data.source='tfds': TFDS could not download or prepare {name!r} "
+            f"({split}) into {where}: {type(err).__name__}: {cause}. Offline, point the run "
+            f"at a local copy: {_local_hint(name)} (docs/data.md)") from err
+
+
+def _needs_tensorflow(err: BaseException | None) -> bool:
+    """Whether `err` (or an exception it was raised from) is TensorFlow missing."""
+    while err is not None:
+        if "No module named 'tensorflow'" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _get_many(source, indices) -> list:
@@ -150,7 +193,7 @@ def load(name: str, *, data_dir: str = "", label_key: str = "label", image_key: 
     out = []
     for split in splits:
         where = f"tfds {name} ({split})"
-        source = tfds.data_source(name, split=split, data_dir=data_dir or None)
+        source = data_source(tfds, name, split, data_dir)
         if stream:
             out.append(_streaming(source, keys, where))
         else:
