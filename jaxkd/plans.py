@@ -66,6 +66,30 @@ class Phase:
     anchor_every_epochs: int = 0     # keep anchor checkpoints (RCO teacher run)
     seed_index: int = 0              # which init key a fresh phase draws
     loss_source: str = "config.loss"  # the config group loss_params come from (errors)
+    data_epoch_offset: int = 0       # the phase's epoch e draws the run's data epoch e + this
+
+
+def with_data_streams(plan: list[Phase]) -> list[Phase]:
+    """Gives every phase its own data epochs and every fresh phase its own init key.
+
+    The run's data is one sequence of epochs (an epoch's order and augmentation follow
+    from (seed, epoch), `jaxkd.data.pipeline`). Phase i draws the epochs right after
+    those of phases 0..i-1, so
+      * a `continue` phase (an SD mini-generation, an RCO stage) carries on its
+        predecessor's epochs: K snapshot cycles see exactly the batches of one
+        uninterrupted schedule of the same length ([SD] Algorithm 1 is one run);
+      * a fresh generation draws epochs no earlier phase saw: its own stream, as the
+        papers' "a different random seed" ([BAN] Sec. 3, [TT] Sec. 3.2);
+    and the first phase keeps epochs 0.., so a baseline or a generation 0 is what it
+    always was. A fresh phase's init key is its plan position (RCO's student no longer
+    shares its teacher's init). Adding generations to a finished plan leaves the earlier
+    phases' streams unchanged.
+    """
+    out, offset = [], 0
+    for index, phase in enumerate(plan):
+        out.append(dataclasses.replace(phase, data_epoch_offset=offset, seed_index=index))
+        offset += phase.num_epochs
+    return out
 
 
 def _items(mapping) -> tuple:
@@ -87,7 +111,7 @@ def _loss_params(config) -> dict:
 
 
 def _phase(config, name, role, *, init="fresh", teacher=None, loss=None, loss_params=None,
-           model=None, overrides=None, num_epochs=None, schedule=None, index=0, **extra):
+           model=None, overrides=None, num_epochs=None, schedule=None, **extra):
     overrides = config.model_overrides if overrides is None else overrides
     return Phase(name=name, role=role, init=init, model=model or config.model,
                  model_overrides=_items(overrides), teacher=teacher,
@@ -95,7 +119,7 @@ def _phase(config, name, role, *, init="fresh", teacher=None, loss=None, loss_pa
                  loss_params=_items(_loss_params(config) if loss_params is None
                                     else loss_params),
                  num_epochs=num_epochs or config.num_epochs,
-                 schedule=schedule or _schedule(config), seed_index=index, **extra)
+                 schedule=schedule or _schedule(config), **extra)
 
 
 def baseline_plan(config) -> list[Phase]:
@@ -117,7 +141,7 @@ def _generations(config, first: Phase, loss: str, params: dict,
     """Generations 1..M: fresh init, teacher = the previous generation's final state."""
     plan, previous = [first], first.name
     for m in range(1, config.generations + 1):
-        plan.append(_phase(config, f"gen{m}", "generation", index=m, loss=loss,
+        plan.append(_phase(config, f"gen{m}", "generation", loss=loss,
                            loss_params=params, teacher=TeacherRef(phases=(previous,)),
                            loss_source=source))
         previous = plan[-1].name
@@ -287,7 +311,7 @@ def build(config) -> list[Phase]:
     if config.method not in PLANS:
         raise ValueError(f"config.method must be one of {sorted(PLANS)}, got "
                          f"{config.method!r}")
-    plan = PLANS[config.method](config)
+    plan = with_data_streams(PLANS[config.method](config))
     names = [p.name for p in plan]
     if len(set(names)) != len(names):
         raise ValueError(f"plan of {config.method!r} repeats a phase name: {names}")

@@ -14,7 +14,8 @@ Data sets too large for that (ImageNet) go through `jaxkd.data.streaming`.
 Randomness: the order of an epoch is `numpy.random.default_rng([seed, 3, epoch])`'s
 permutation of the training set, and step `s` of epoch `e` augments with
 `fold_in(fold_in(key(seed), e), s)`, so `train_batches(e, start_step=k)` yields exactly the
-batches k, k+1, ... of an uninterrupted epoch.
+batches k, k+1, ... of an uninterrupted epoch. `e` counts the run's epochs, not a phase's:
+each phase of a plan draws its own epochs (`jaxkd.plans.with_data_streams`).
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ class DevicePipeline:
         """Yields {'image': float32[B,H,W,C], 'label': int32[B]} for steps start_step...
 
         Args:
-            epoch: 0-based epoch; fixes the order and the augmentation keys.
+            epoch: 0-based epoch of the run's data stream (a phase's epoch plus its
+                `data_epoch_offset`); fixes the order and the augmentation keys.
             start_step: first step to yield (resuming mid-epoch).
         """
         check(0 <= start_step <= self.steps_per_epoch,

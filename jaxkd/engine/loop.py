@@ -213,7 +213,9 @@ class PhaseTrainer:
         window = list(progress.pending)  # a resumed window: metrics saved with the state
         for epoch in range(local // self.spe, self.phase.num_epochs):
             local0, t0 = local - len(window), time.perf_counter()
-            for batch in self.ctx.pipeline.train_batches(epoch, start_step=local % self.spe):
+            data_epoch = self.phase.data_epoch_offset + epoch   # this phase's own stream
+            for batch in self.ctx.pipeline.train_batches(data_epoch,
+                                                         start_step=local % self.spe):
                 self.state, metrics = self.train_step(self.state, self.teacher_vars, batch,
                                                       self.key)
                 window.append(metrics)
