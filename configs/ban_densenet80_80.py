@@ -23,8 +23,14 @@ teacher's softmax, `born_again.variant='ban'`), each from a fresh init, "using t
 training schedule originally used to train the teacher". [BAN] Sec. 4: "the same
 preprocessing and training setting as for Wide-ResNet" (Zagoruyko & Komodakis 2016):
 SGD Nesterov 0.9, wd 5e-4, batch 128, 200 epochs, lr 0.1 multiplied by 0.2 at epochs 60,
-120 and 160. The paper adds "except for Mean-Std normalization"; jaxkd always normalises
+120 and 160; pad-4 random crop with the missing pixels filled with reflections of the
+image (WRN Sec. 3: `data.augment.pad_mode='reflect'`) + flip. The paper adds "except for Mean-Std normalization"; jaxkd always normalises
 with the training set's per-channel mean and std.
+
+LSR baseline (no LSR row in [BAN]; independent reproductions find label smoothing
+often matches born-again gains): `--config.method=baseline --config.loss.label_smoothing=0.1`
+trains `model` once on labels smoothed with eps = 0.1 (Szegedy et al. 2016), same
+protocol.
 """
 
 from jaxkd import protocols as common

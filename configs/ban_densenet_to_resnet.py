@@ -25,12 +25,18 @@ Settings: generation 0 trains `teacher.model` (DenseNet-90-60) with cross-entrop
 student (`model`, WRN-28-10, dropout 0.3) then learns from its outputs only
 (`born_again.variant='ban'`) from a fresh init. Both use [BAN]'s Wide-ResNet protocol:
 SGD Nesterov 0.9, wd 5e-4, batch 128, 200 epochs, lr 0.1 multiplied by 0.2 at epochs 60,
-120 and 160.
+120 and 160, pad-4 random crop with reflection padding (`data.augment.pad_mode='reflect'`,
+the WRN paper's "reflections of original image") + flip.
 Deviations: the paper's students are built to match the DenseNet's block output shapes
 (4 residual units per stage with 0.5x or 1x the channels of the dense block outputs) and
 share the teacher's first convolution and classifier, frozen; the zoo has no such models
 and jaxkd no layer sharing/freezing, so the student is the closest zoo network (WRN-28-10)
 trained entirely from scratch.
+
+LSR baseline (no LSR row in [BAN]; independent reproductions find label smoothing
+often matches born-again gains): `--config.method=baseline --config.loss.label_smoothing=0.1`
+trains `model` once on labels smoothed with eps = 0.1 (Szegedy et al. 2016), same
+protocol.
 """
 
 import ml_collections

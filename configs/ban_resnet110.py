@@ -23,6 +23,13 @@ student) from a fresh init; same schedule each generation: SGD Nesterov 0.9, wd 
 batch 128, 164 epochs, lr 0.1 divided by 10 after epochs 82 and 123.
 `--config.tolerant_teacher.label_weight=0.5` gives D(1.0, 0.5), the setting [TT] calls
 born-again networks in its text.
+
+LSR baseline (one generation, eps = 0.1, Szegedy et al. 2016):
+`--config.method=baseline --config.loss.label_smoothing=0.1`. The LSR-0.6 / CP-0.6
+processes of [TT] Figure 2 and Tables 2-3 swap the patriarch:
+`--config.tolerant_teacher.patriarch_loss=label_smoothing` (eps =
+`tolerant_teacher.label_smoothing`, 0.1) or `=confidence_penalty` (beta =
+`tolerant_teacher.beta`, 0.1); see configs/tt_resnet110_lsr.py and tt_resnet110_cp.py.
 """
 
 from jaxkd import protocols as common

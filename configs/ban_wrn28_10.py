@@ -18,9 +18,15 @@ direction).
 
 Settings: the Wide-ResNet protocol of Zagoruyko & Komodakis 2016 that [BAN] Sec. 4
 adopts: SGD Nesterov 0.9, wd 5e-4, batch 128, 200 epochs, lr 0.1 multiplied by 0.2 at
-epochs 60, 120 and 160; dropout 0.3 in the residual blocks ([BAN]: "in the case of
+epochs 60, 120 and 160; pad-4 random crop (missing pixels filled with reflections,
+`data.augment.pad_mode='reflect'`, as the WRN paper) + flip; dropout 0.3 in the residual blocks ([BAN]: "in the case of
 Wide-ResNet drop-out"; the rate is the WRN paper's). The student learns from the
 teacher's outputs only (`born_again.variant='ban'`), fresh init, same schedule.
+
+LSR baseline (no LSR row in [BAN]; independent reproductions find label smoothing
+often matches born-again gains): `--config.method=baseline --config.loss.label_smoothing=0.1`
+trains `model` once on labels smoothed with eps = 0.1 (Szegedy et al. 2016), same
+protocol.
 """
 
 import ml_collections

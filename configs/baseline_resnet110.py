@@ -19,6 +19,9 @@ With `--config.schedule.name=cosine` this is the BL row of Snapshot Distillation
 Settings ([TT] "Setting and Baselines"): SGD, Nesterov momentum 0.9, weight decay 1e-4,
 batch 128, 164 epochs, learning rate 0.1 divided by 10 after epochs 82 and 123, pad-4
 random crop + horizontal flip.
+
+LSR baseline: `--config.loss.label_smoothing=0.1` (eps = 0.1, Szegedy et al. 2016)
+smooths the labels of this one run.
 """
 
 from jaxkd import protocols as common

@@ -18,6 +18,9 @@ Paper number: Yang et al., "Snapshot Distillation", Table 3, ResNet20 BL: 33.57%
 Settings ([SD] Sec. 4.1.1): SGD, Nesterov momentum 0.9, weight decay 1e-4, batch 128,
 164 epochs, cosine annealing from 0.1 to 0 over the whole run (no restarts), pad-4 random
 crop + flip. `--config.schedule.name=step` gives the [TT] schedule (/10 at 82 and 123).
+
+LSR baseline: `--config.loss.label_smoothing=0.1` (eps = 0.1, Szegedy et al. 2016)
+smooths the labels of this one run.
 """
 
 from jaxkd import protocols as common

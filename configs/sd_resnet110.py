@@ -23,6 +23,11 @@ K = 4 mini-generations of 41 epochs (boundaries 41/82/123); each restarts a cosi
 learning rate at alpha_k = 0.1 (Eqn 5). Mini-generation k >= 2 continues the weights and
 learns from the snapshot at the end of k-1 with (1 + 1/T) * CE + KL(softmax(t/T) ||
 softmax(z)) (Eqn 3, asymmetric). Pad-4 random crop + flip.
+
+LSR baseline (no LSR row in the paper; independent reproductions find label smoothing
+often matches self-distillation): `--config.method=baseline --config.loss.label_smoothing=0.1`
+trains the BL row once (one cosine run over all epochs, no restarts, no teacher) on
+labels smoothed with eps = 0.1 (Szegedy et al. 2016).
 """
 
 from jaxkd import protocols as common

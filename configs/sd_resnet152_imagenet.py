@@ -25,6 +25,11 @@ snapshot at epoch 45 with (1 + 1/T) * CE + KL(softmax(t/T) || softmax(z)), T = 2
 Deviation: the paper's augmentation (rescale + crop, mirror, slight rotation, aspect-ratio
 change, pixel jittering) is approximated by jaxkd's 'imagenet' augmentation (random-
 resized crop to 224 + horizontal flip); no rotation or colour jitter is available.
+
+LSR baseline (no LSR row in the paper; independent reproductions find label smoothing
+often matches self-distillation): `--config.method=baseline --config.loss.label_smoothing=0.1`
+trains the BL row once (one cosine run over all epochs, no restarts, no teacher) on
+labels smoothed with eps = 0.1 (Szegedy et al. 2016).
 """
 
 from jaxkd import protocols as common
@@ -34,6 +39,7 @@ from jaxkd.config import default_config
 def get_config():
     c = default_config()
     common.imagenet(c)
+    common.cross_entropy(c)             # declares loss.label_smoothing
     c.model = "resnet152"
     c.batch_size = 256
     c.num_epochs = 90

@@ -21,6 +21,11 @@ Settings ([SD] Sec. 4.1.1, the SE baseline of Huang et al. 2017 with SD's learni
 policy): SGD Nesterov 0.9, wd 1e-4, batch 64, 300 epochs in K = 4 cycles of 75 epochs,
 each restarting a cosine learning rate at 0.1; plain cross-entropy throughout, each cycle
 continuing the weights of the previous one. Pad-4 random crop + flip.
+
+LSR baseline (no LSR row in the paper; independent reproductions find label smoothing
+often matches self-distillation): `--config.method=baseline --config.loss.label_smoothing=0.1`
+trains the BL row once (one cosine run over all epochs, no restarts, no teacher) on
+labels smoothed with eps = 0.1 (Szegedy et al. 2016).
 """
 
 from jaxkd import protocols as common

@@ -17,11 +17,19 @@ Gen #1, best 20.51 (21.59) at Gen #2, 21.27 (21.61) at Gen #5; baseline 22.20 (2
 Ensembles of the last epochs: 20.20 (Gen #1) ... 17.25 (Gen #5).
 Note: the paper's Gen #1 ensemble (20.20) differs from the Gen #1 model, so it includes
 the patriarch; jaxkd's `bane` ensemble in results.json averages generations 1..M only.
-`--config.tolerant_teacher.u=0.7` gives the D(0.7,0.6) rows (best 21.24 at Gen #1).
+`--config.tolerant_teacher.u=0.7` gives the D(0.7,0.6) rows: best 20.94 (21.47) at
+Gen #3 (21.24 (21.50) at Gen #1), ensemble 17.23 at Gen #5.
 
 Settings: patriarch eta * CE + (1 - eta) * TSD (K = 5, u = 0.6); generations
 0.6 * CE + 0.4 * KL(teacher || student), fresh init. Each generation: SGD Nesterov 0.9,
 wd 1e-4, batch 64, 300 epochs, lr 0.1 divided by 10 after epochs 150 and 225.
+
+LSR baseline (one generation, eps = 0.1, Szegedy et al. 2016):
+`--config.method=baseline --config.loss.label_smoothing=0.1`. The LSR-0.6 / CP-0.6
+processes of [TT] Figure 2 and Tables 2-3 swap the patriarch:
+`--config.tolerant_teacher.patriarch_loss=label_smoothing` (eps =
+`tolerant_teacher.label_smoothing`, 0.1) or `=confidence_penalty` (beta =
+`tolerant_teacher.beta`, 0.1); see configs/tt_resnet110_lsr.py and tt_resnet110_cp.py.
 """
 
 from jaxkd import protocols as common

@@ -25,6 +25,13 @@ teacher = generation m-1, fresh init. Each generation: SGD Nesterov 0.9, wd 1e-4
 128, 164 epochs, lr 0.1 divided by 10 after epochs 82 and 123, pad-4 crop + flip.
 The paper reports the best over "10 generations"; whether that counts the patriarch is not
 said, so this runs 10 students after it (one more than the other reading).
+
+LSR baseline (one generation, eps = 0.1, Szegedy et al. 2016):
+`--config.method=baseline --config.loss.label_smoothing=0.1`. The LSR-0.6 / CP-0.6
+processes of [TT] Figure 2 and Tables 2-3 swap the patriarch:
+`--config.tolerant_teacher.patriarch_loss=label_smoothing` (eps =
+`tolerant_teacher.label_smoothing`, 0.1) or `=confidence_penalty` (beta =
+`tolerant_teacher.beta`, 0.1); see configs/tt_resnet110_lsr.py and tt_resnet110_cp.py.
 """
 
 from jaxkd import protocols as common

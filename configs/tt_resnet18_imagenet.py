@@ -25,6 +25,13 @@ epochs, lr 0.1 divided by 10 after epochs 30, 60 and 90; K = 5, u = 0.6, lambda 
 Deviation: the paper's augmentation (rescale + crop, mirror, slight rotation, aspect-ratio
 change, pixel jittering, after Hu et al.) is approximated by jaxkd's 'imagenet'
 augmentation (random-resized crop to 224 + horizontal flip).
+
+LSR baseline (one generation, eps = 0.1, Szegedy et al. 2016):
+`--config.method=baseline --config.loss.label_smoothing=0.1`. The LSR-0.6 / CP-0.6
+processes of [TT] Figure 2 and Tables 2-3 swap the patriarch:
+`--config.tolerant_teacher.patriarch_loss=label_smoothing` (eps =
+`tolerant_teacher.label_smoothing`, 0.1) or `=confidence_penalty` (beta =
+`tolerant_teacher.beta`, 0.1); see configs/tt_resnet110_lsr.py and tt_resnet110_cp.py.
 """
 
 from jaxkd import protocols as common
@@ -34,6 +41,7 @@ from jaxkd.config import default_config
 def get_config():
     c = default_config()
     common.imagenet(c)
+    common.cross_entropy(c)             # declares loss.label_smoothing
     c.model = "resnet18"
     c.batch_size = 1024
     c.num_epochs = 100

@@ -25,9 +25,13 @@ Every phase follows the papers' CIFAR ResNet protocol: SGD Nesterov 0.9, wd 1e-4
     tt_d06_06_resnetN   [TT] D(0.6, 0.6): TSD patriarch (u = 0.6, K = 5), 2 students with
                         lambda = 0.6, step lr. [TT] reports ResNet-110 / DenseNet only.
     tt_d10_06_resnetN   [TT] D(1.0, 0.6): CE patriarch, 2 students with lambda = 0.6.
+    lsr_resnetN         label smoothing baseline (eps = 0.1), the BL schedule: the row
+                        beside every self-distillation table (no paper number).
+    tt_lsr_06_resnetN   [TT] LSR-0.6 (Figure 2): a label-smoothing patriarch (eps = 0.1),
+                        2 students with lambda = 0.6, step lr.
 
-Cost (an estimate, not measured): ~1 phase-equivalent each for baseline and SD, 3 for BAN
-and each TT process, i.e. 11 phases of 164 epochs per (depth, seed); ResNet-20 ~10-15 min
+Cost (an estimate, not measured): ~1 phase-equivalent each for baseline, LSR and SD, 3 for
+BAN and each TT process, i.e. 15 phases of 164 epochs per (depth, seed); ResNet-20 ~10-15 min
 and ResNet-56 ~25-35 min per phase on one H100-class GPU. `--seeds=1` or `--only=` to
 trim.
 """
@@ -64,6 +68,9 @@ def get_grid():
     grid = {}
     for depth in DEPTHS:
         grid[f"baseline_resnet{depth}"] = base(depth, "cosine")
+        c = base(depth, "cosine")
+        c.loss.label_smoothing = 0.1
+        grid[f"lsr_resnet{depth}"] = c
         for t in (2.0, 3.0):
             c = base(depth, "cosine")
             c.method = "snapshot_distillation"
@@ -78,4 +85,10 @@ def get_grid():
             c.tolerant_teacher.u, c.tolerant_teacher.k = u, 5
             c.tolerant_teacher.label_weight = 0.6
             grid[f"{name}_resnet{depth}"] = c
+        c = base(depth, "step")
+        c.method, c.generations = "tolerant_teacher", 2
+        c.tolerant_teacher.patriarch_loss, c.tolerant_teacher.label_smoothing = (
+            "label_smoothing", 0.1)
+        c.tolerant_teacher.label_weight = 0.6
+        grid[f"tt_lsr_06_resnet{depth}"] = c
     return grid

@@ -212,19 +212,45 @@ def load_variables(path: str | pathlib.Path, abstract_variables):
     of it; the expected tree (from the model's `jax.eval_shape(init)`) both shapes the restore
     and proves the checkpoint belongs to that architecture.
     """
+    step_dir = _step_dir(path, "teacher checkpoint")
+    abstract_state = {"params": abstract_variables["params"],
+                      "batch_stats": abstract_variables.get("batch_stats", {})}
+    variables = _restore_variables(step_dir, abstract_state)
+    _check_same_tree(abstract_state, variables, str(step_dir))
+    return variables
+
+
+def load_saved_variables(path: str | pathlib.Path, *, what: str = "checkpoint"
+                         ) -> tuple[dict, pathlib.Path]:
+    """{'params', 'batch_stats'} of a checkpoint with the shapes it was saved with.
+
+    Accepts what `load_variables` accepts, plus an `anchors/<epoch>` folder (any step
+    folder). No model is needed: the caller picks the subtrees it wants and checks them
+    (`config.init`: [SD] Table 2's M#75 students, [BAN] Table 5's shared layers).
+
+    Returns:
+        (variables, the step folder read).
+    """
+    step_dir = _step_dir(path, what)
+    return _restore_variables(step_dir, None), step_dir
+
+
+def _step_dir(path: str | pathlib.Path, what: str) -> pathlib.Path:
+    """The step folder a phase dir, its `final` folder or a step folder designates."""
     path = pathlib.Path(path).absolute()
     if not path.exists():
-        raise CheckpointError(f"teacher checkpoint {path} does not exist")
+        raise CheckpointError(f"{what} {path} does not exist")
     if (path / "final").is_dir():
         path = path / "final"
-    step_dir = path
     if path.name == "final" or not (path / "state").is_dir():
         steps = sorted(int(p.name) for p in path.iterdir() if p.name.isdigit())
         if not steps:
             raise CheckpointError(f"no checkpoint step folder under {path}")
-        step_dir = path / str(steps[-1])
-    abstract_state = {"params": abstract_variables["params"],
-                      "batch_stats": abstract_variables.get("batch_stats", {})}
+        return path / str(steps[-1])
+    return path
+
+
+def _restore_variables(step_dir: pathlib.Path, abstract_state) -> dict:
     with ocp.StandardCheckpointer() as ckptr, _without_item_metadata_warning():
         try:
             tree = ckptr.restore(step_dir / "state", _partial_target(ckptr, step_dir,
@@ -234,9 +260,7 @@ def load_variables(path: str | pathlib.Path, abstract_variables):
         except Exception as err:
             raise CheckpointError(f"checkpoint {step_dir} is unreadable or of another model: "
                                   f"{type(err).__name__}: {str(err)[:300]}") from err
-    variables = {"params": tree["params"], "batch_stats": tree["batch_stats"]}
-    _check_same_tree(abstract_state, variables, str(step_dir))
-    return variables
+    return {"params": tree["params"], "batch_stats": tree.get("batch_stats", {})}
 
 
 class _DropItemMetadataWarning(logging.Filter):
@@ -262,6 +286,7 @@ def _partial_target(ckptr, step_dir: pathlib.Path, abstract_vars):
     """A restore target covering the whole saved TrainState, with the variables' shapes.
 
     Only params and batch_stats are used; the optimiser state is restored as saved.
+    With `abstract_vars=None` params and batch_stats are restored as saved too.
     """
     meta = ckptr.metadata(step_dir / "state")
     tree = meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta.tree
@@ -277,6 +302,8 @@ def _partial_target(ckptr, step_dir: pathlib.Path, abstract_vars):
 
     is_leaf = lambda x: hasattr(x, "shape") and hasattr(x, "dtype")  # noqa: E731
     target = jax.tree_util.tree_map(leaf, tree, is_leaf=is_leaf)
+    if abstract_vars is None:
+        return target
     target["params"] = jax.tree_util.tree_map(leaf, abstract_vars["params"], is_leaf=is_leaf)
     target["batch_stats"] = jax.tree_util.tree_map(leaf, abstract_vars["batch_stats"],
                                                    is_leaf=is_leaf)

@@ -35,6 +35,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.test_split = ""
     c.data.streaming = "auto"
     c.data.heldout_size = 0
+    c.data.heldout_mode = "carve"   # 'carve': out of train; 'sample': a sample that stays in it
     c.data.train_per_class = 0
     c.data.image_size = 32
     c.data.augment = ml_collections.ConfigDict(
@@ -45,25 +46,39 @@ def default_config() -> ml_collections.ConfigDict:
     c.num_epochs = 164
 
     c.optimizer = ml_collections.ConfigDict(
-        dict(name="sgd", momentum=0.9, nesterov=True, weight_decay=1e-4, decay_mask="all"))
+        dict(name="sgd", momentum=0.9, nesterov=True, weight_decay=1e-4, decay_mask="all",
+             frozen=()))
     c.schedule = ml_collections.ConfigDict(
         dict(name="step", base_lr=0.1, boundaries=(82, 123), factor=0.1, warmup_epochs=0,
              cycles=1))
     c.loss = ml_collections.ConfigDict(dict(name="cross_entropy"))
+
+    # Start the plan's first phase from a checkpoint on disk instead of a random init
+    # ([SD] Table 2's M#75 / M#150 students, [BAN] Table 5's shared layers, fine-tuning).
+    # epoch: the epoch the checkpoint was taken at; methods 'baseline' and 'kd' then train
+    # the remaining num_epochs - epoch epochs of the schedule from there on.
+    c.init = ml_collections.ConfigDict(dict(checkpoint="", subtrees=(), epoch=0))
 
     # Method-specific blocks; each plan builder reads only its own.
     c.teacher = ml_collections.ConfigDict(
         dict(model="", checkpoint="", model_overrides=ml_collections.ConfigDict()))
     c.generations = 0
     c.born_again = ml_collections.ConfigDict(dict(variant="ban", label_weight=0.0))
+    # patriarch_loss: 'tolerant_teacher' (TSD with u, k; u = 1 is CE), 'cross_entropy',
+    # 'label_smoothing' (CE with eps = label_smoothing) or 'confidence_penalty'
+    # (CE - beta * H): the patriarchs of [TT] Table 2.
     c.tolerant_teacher = ml_collections.ConfigDict(
-        dict(u=0.6, k=5, label_weight=0.6, patriarch_loss="tolerant_teacher"))
+        dict(u=0.6, k=5, label_weight=0.6, patriarch_loss="tolerant_teacher",
+             label_smoothing=0.1, beta=0.1))
     c.snapshot = ml_collections.ConfigDict(dict(cycles=4, temperature=2.0, peak_lr=0.1,
                                                  teacher=True))
     c.rco = ml_collections.ConfigDict(
         dict(mode="one_stage", anchor_every_epochs=10, teacher_epochs=0, delta=0.8,
              temperature=5.0, kl_weight=1.0, teacher_model="", teacher_workdir="",
              teacher_lr=0.05))
+    # Fields of config.schedule the RCO teacher uses instead (empty: config.schedule with
+    # rco.teacher_lr); e.g. dict(base_lr=0.4, boundaries=(...), warmup_epochs=5).
+    c.rco.teacher_schedule = ml_collections.ConfigDict()
 
     # Engine.
     c.eval_every_epochs = 1
@@ -112,10 +127,40 @@ def _validate_choices(config: ml_collections.ConfigDict) -> None:
            f"config.schedule.base_lr must be > 0, got {config.schedule.base_lr!r}")
 
 
+def _check_paths(value, field: str) -> None:
+    """A tuple of '/'-separated parameter-path prefixes such as ('Conv_0', 'head')."""
+    _check(isinstance(value, (tuple, list)) and all(
+        isinstance(p, str) and p.strip("/") for p in value),
+        f"config.{field} must be a tuple of parameter-path prefixes such as "
+        f"('Conv_0', 'head'), got {value!r}")
+
+
+def _validate_init_and_frozen(config: ml_collections.ConfigDict) -> None:
+    init = config.get("init") or ml_collections.ConfigDict(dict(checkpoint="", subtrees=()))
+    _check(isinstance(init.checkpoint, str),
+           f"config.init.checkpoint must be a path or '', got {init.checkpoint!r}")
+    _check_paths(init.subtrees, "init.subtrees")
+    _check(init.checkpoint or not init.subtrees,
+           f"config.init.subtrees={tuple(init.subtrees)!r} needs config.init.checkpoint")
+    epoch = init.get("epoch", 0)
+    _check(isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0,
+           f"config.init.epoch must be a non-negative integer, got {epoch!r}")
+    _check(not epoch or (init.checkpoint and config.method in ("baseline", "kd")
+                         and epoch < config.num_epochs),
+           f"config.init.epoch={epoch} needs config.init.checkpoint, config.method 'baseline' "
+           f"or 'kd' and config.num_epochs > it (got {config.method!r}, {config.num_epochs})")
+    _check_paths(config.optimizer.get("frozen", ()), "optimizer.frozen")
+    teacher_ckpt = config.get("teacher", {}).get("checkpoint", "")
+    _check(not teacher_ckpt or config.method == "kd",
+           f"config.teacher.checkpoint is read only by config.method='kd' (plain KD from a "
+           f"checkpoint on disk), got method {config.method!r}")
+
+
 def validate_engine_fields(config: ml_collections.ConfigDict) -> None:
     """Checks the fields the engine itself reads; raises ValueError naming the field."""
     _validate_positive_ints(config)
     _validate_choices(config)
+    _validate_init_and_frozen(config)
 
 
 def check_known_fields(config: ml_collections.ConfigDict,

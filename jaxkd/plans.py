@@ -67,6 +67,7 @@ class Phase:
     seed_index: int = 0              # which init key a fresh phase draws
     loss_source: str = "config.loss"  # the config group loss_params come from (errors)
     data_epoch_offset: int = 0       # the phase's epoch e draws the run's data epoch e + this
+    schedule_source: str = "config.schedule"  # the config group `schedule` comes from
 
 
 def with_data_streams(plan: list[Phase]) -> list[Phase]:
@@ -122,9 +123,46 @@ def _phase(config, name, role, *, init="fresh", teacher=None, loss=None, loss_pa
                  schedule=schedule or _schedule(config), **extra)
 
 
+def _rest_of_schedule(config) -> dict:
+    """With `config.init.epoch = E`: the epochs E+1..N of an N-epoch schedule.
+
+    [SD] Table 2: the snapshot M#75 of a 300-epoch run continues 225 epochs from the
+    schedule's epoch 75 (with new data order and augmentation, and its own teacher).
+    """
+    epoch = config.get("init", {}).get("epoch", 0)
+    if not epoch:
+        return {}
+    return dict(num_epochs=config.num_epochs - epoch, schedule_start_epoch=epoch,
+                schedule_num_epochs=config.num_epochs)
+
+
 def baseline_plan(config) -> list[Phase]:
     """One phase, fresh, no teacher; `config.loss` is CE, LSR or the CP baseline."""
-    return [_phase(config, "baseline", "baseline")]
+    return [_phase(config, "baseline", "baseline", **_rest_of_schedule(config))]
+
+
+def kd_plan(config) -> list[Phase]:
+    """Plain KD: one fresh phase taught by a checkpoint on disk with `config.loss`.
+
+    The teacher is `config.teacher.checkpoint` (a phase dir, its `final` folder, a
+    `ckpt/<step>` or `anchors/<epoch>` folder) of architecture `config.teacher.model`
+    (default `config.model`) with `config.teacher.model_overrides`: Hinton KD,
+    cross-architecture students ([BAN] Table 5: with `config.init` and
+    `config.optimizer.frozen` the student shares the teacher's conv1 and classifier,
+    frozen) and [SD] Table 2 (`config.init.checkpoint` = the M#75 / M#150 snapshot,
+    `config.init.epoch` = 75 / 150: the rest of the schedule).
+    """
+    t = config.teacher
+    if not t.checkpoint:
+        raise ValueError("config.teacher.checkpoint must name the teacher's checkpoint "
+                         "with config.method='kd'")
+    if not losses.get(config.loss.name).needs_teacher:
+        raise ValueError(f"config.loss.name={config.loss.name!r} learns from no teacher; "
+                         f"config.method='kd' needs a distillation loss such as 'kd'")
+    overrides = t.model_overrides if t.model else config.model_overrides
+    teacher = TeacherRef(checkpoint=t.checkpoint, model=t.model or config.model,
+                         model_overrides=_items(overrides))
+    return [_phase(config, "student", "student", teacher=teacher, **_rest_of_schedule(config))]
 
 
 _BAN_VARIANTS: dict[str, Callable[[Any], tuple[str, dict]]] = {
@@ -169,16 +207,29 @@ def tolerant_teacher_plan(config) -> list[Phase]:
     """[TT] D(u, lambda): a patriarch trained with the TSD loss, then M generations.
 
     u = 1 is a CE patriarch (so D(1.0, 0.5) is born-again training with lambda = 0.5).
+    `config.tolerant_teacher.patriarch_loss` swaps the patriarch for a baseline of [TT]
+    Table 2 / Figure 2 (u and k are then unused): 'label_smoothing' (LSR: CE with
+    eps = `config.tolerant_teacher.label_smoothing`), 'confidence_penalty' (CP:
+    CE - beta * H, beta = `config.tolerant_teacher.beta`) or 'cross_entropy'.
     """
     tt = config.tolerant_teacher
-    if isinstance(tt.u, bool) or not isinstance(tt.u, (int, float)) or not 0 < tt.u <= 1:
-        raise ValueError(f"config.tolerant_teacher.u must be in (0, 1], got {tt.u!r}")
-    if tt.u >= 1.0:
-        patriarch = _phase(config, "gen0", "patriarch", loss="cross_entropy", loss_params={})
-    else:
-        patriarch = _phase(config, "gen0", "patriarch", loss=tt.patriarch_loss,
-                           loss_params={"u": tt.u, "k": tt.k},
-                           loss_source="config.tolerant_teacher")
+    patriarchs = {
+        "tolerant_teacher": ("tolerant_teacher", lambda: {"u": tt.u, "k": tt.k}),
+        "cross_entropy": ("cross_entropy", dict),
+        "label_smoothing": ("cross_entropy", lambda: {"label_smoothing": tt.label_smoothing}),
+        "confidence_penalty": ("confidence_penalty", lambda: {"beta": tt.beta}),
+    }
+    kind = tt.patriarch_loss
+    if kind not in patriarchs:
+        raise ValueError(f"config.tolerant_teacher.patriarch_loss must be one of "
+                         f"{list(patriarchs)}, got {kind!r}")
+    if kind == "tolerant_teacher":
+        if isinstance(tt.u, bool) or not isinstance(tt.u, (int, float)) or not 0 < tt.u <= 1:
+            raise ValueError(f"config.tolerant_teacher.u must be in (0, 1], got {tt.u!r}")
+        kind = "cross_entropy" if tt.u >= 1.0 else kind
+    loss, params = patriarchs[kind]
+    patriarch = _phase(config, "gen0", "patriarch", loss=loss, loss_params=params(),
+                       loss_source="config.tolerant_teacher")
     return _generations(config, patriarch, "born_again", {"label_weight": tt.label_weight},
                         "config.tolerant_teacher")
 
@@ -227,6 +278,16 @@ def snapshot_ensemble_plan(config) -> list[Phase]:
     return snapshot_distillation_plan(config)
 
 
+def _rco_teacher_schedule(config) -> tuple:
+    """The teacher's own schedule: `config.schedule` with `rco.teacher_lr`, then every field
+    given in `config.rco.teacher_schedule` (RCO ImageNet: the teacher has lr 0.4 with drops
+    at 15k/30k/45k of 50k iterations and a warm-up, the student lr 0.1 with drops at
+    45k/75k/100k of 130k: [RCO] Sec. 4.2)."""
+    own = config.rco.teacher_schedule
+    own = dict(own.to_dict() if hasattr(own, "to_dict") else own)
+    return _schedule(config, **{"base_lr": config.rco.teacher_lr, **own})
+
+
 def _rco_teacher(config) -> tuple[list[Phase], Callable[[int], TeacherRef], list[int]]:
     """The teacher run keeping anchors every M_gap epochs, or an existing teacher workdir."""
     rco = config.rco
@@ -245,44 +306,56 @@ def _rco_teacher(config) -> tuple[list[Phase], Callable[[int], TeacherRef], list
                                         ), anchors
     teacher = _phase(config, "teacher", "teacher", model=model,
                      overrides=config.teacher.model_overrides, loss="cross_entropy",
-                     loss_params={}, num_epochs=epochs,
-                     schedule=_schedule(config, base_lr=rco.teacher_lr),
+                     loss_params={}, num_epochs=epochs, schedule=_rco_teacher_schedule(config),
+                     schedule_source=("config.rco.teacher_schedule"
+                                      if len(config.rco.teacher_schedule) else "config.schedule"),
                      anchor_every_epochs=rco.anchor_every_epochs)
     return [teacher], lambda e: TeacherRef(phases=("teacher",), anchor=e), anchors
+
+
+def _rco_stages(config, mode: str, n: int) -> list[dict]:
+    """Epochs and schedule window of each of the n student stages of an RCO mode."""
+    if mode in ("multi_stage", "greedy"):
+        return [dict(num_epochs=config.num_epochs) for _ in range(n)]
+    total = config.num_epochs
+    if total % n:
+        raise ValueError(f"config.num_epochs={total} must be a multiple of the {n} anchors "
+                         f"(config.rco.anchor_every_epochs) in RCO mode {mode!r}")
+    per = total // n
+    return [dict(num_epochs=per, schedule_start_epoch=i * per, schedule_num_epochs=total)
+            for i in range(n)]
+
+
+RCO_MODES = ("one_stage", "multi_stage", "greedy", "kd")
 
 
 def rco_plan(config) -> list[Phase]:
     """[RCO]: the student follows anchor checkpoints of its teacher's route, easy to hard.
 
-    Modes: 'one_stage' (one schedule of E epochs, anchor i for E/n epochs), 'multi_stage'
-    (a full schedule per anchor, each stage initialised from the previous), 'greedy'
-    (Algorithm 2: the runner picks the next anchor on a held-out split), 'kd' (only the
-    converged teacher: plain Hinton KD).
+    Modes: 'one_stage' (Algorithm 1 in one schedule of E epochs, anchor i for E/n epochs),
+    'multi_stage' (a full schedule per anchor, each stage initialised from the previous),
+    'greedy' (Algorithm 2: multi-stage, each stage a full schedule on the anchor the greedy
+    rule picks on the held-out split; the plan lists one stage per anchor, and the run
+    stops after the stage that learned the last anchor, so the number of stages follows
+    from the data: `jaxkd.rco.trim_to_route`), 'kd' (only the converged teacher: plain
+    Hinton KD).
     """
     rco = config.rco
+    if rco.mode not in RCO_MODES:
+        raise ValueError(f"config.rco.mode must be one of {list(RCO_MODES)}, got {rco.mode!r}")
     teacher_phases, ref, anchors = _rco_teacher(config)
     kd = {"ce_weight": 1.0, "kl_weight": rco.kl_weight, "temperature": rco.temperature,
           "scale_by_t2": True}
-    mode = rco.mode
-    if mode == "kd":
+    if rco.mode == "kd":
         anchors = anchors[-1:]
-    if mode in ("one_stage", "kd", "greedy"):
-        n, total = len(anchors), config.num_epochs
-        if total % n:
-            raise ValueError(f"config.num_epochs={total} must be a multiple of the {n} anchors "
-                             f"(config.rco.anchor_every_epochs) in RCO mode {mode!r}")
-        per = total // n
-        stages = [dict(num_epochs=per, schedule_start_epoch=i * per, schedule_num_epochs=total)
-                  for i in range(n)]
-    elif mode == "multi_stage":
-        stages = [dict(num_epochs=config.num_epochs) for _ in anchors]
-    else:
-        raise ValueError(f"config.rco.mode must be one of 'one_stage', 'multi_stage', "
-                         f"'greedy', 'kd', got {mode!r}")
+    if rco.mode == "greedy" and (isinstance(rco.delta, bool) or not isinstance(
+            rco.delta, (int, float)) or not rco.delta >= 0 or rco.delta == float("inf")):
+        raise ValueError(f"config.rco.delta must be a finite number >= 0, got {rco.delta!r}")
     students = []
-    for i, (epoch, stage) in enumerate(zip(anchors, stages)):
+    for i, (epoch, stage) in enumerate(zip(anchors, _rco_stages(config, rco.mode,
+                                                                len(anchors)))):
         teacher = ref(epoch)
-        if mode == "greedy":
+        if rco.mode == "greedy":
             teacher = dataclasses.replace(ref(anchors[-1]), select="greedy",
                                           route=tuple(anchors))
         students.append(_phase(config, f"stage{i + 1}", "student",
@@ -294,6 +367,7 @@ def rco_plan(config) -> list[Phase]:
 
 PLANS: dict[str, Callable[[Any], list[Phase]]] = {
     "baseline": baseline_plan,
+    "kd": kd_plan,
     "born_again": born_again_plan,
     "tolerant_teacher": tolerant_teacher_plan,
     "snapshot_distillation": snapshot_distillation_plan,

@@ -97,6 +97,24 @@ def cosine_schedule(c: ml_collections.ConfigDict, base_lr: float) -> ml_collecti
     return c
 
 
+# -- the loss -----------------------------------------------------------------------
+
+
+def cross_entropy(c: ml_collections.ConfigDict, *,
+                  label_smoothing: float = 0.0) -> ml_collections.ConfigDict:
+    """Cross-entropy with its label-smoothing knob declared (0: plain CE).
+
+    The command line can only set fields a config declares, so declaring
+    `loss.label_smoothing` is what makes `--config.loss.label_smoothing=0.1` (the LSR
+    baseline, Szegedy et al. 2016) work on every config built from these protocols. The
+    knob reaches the phases that train on `config.loss`: the baseline and [BAN]'s
+    generation 0; the [TT] patriarch has its own (`config.tolerant_teacher.patriarch_loss`).
+    """
+    c.loss = ml_collections.ConfigDict(dict(name="cross_entropy",
+                                            label_smoothing=label_smoothing))
+    return c
+
+
 # -- the papers' CIFAR-100 protocols ---------------------------------------------------
 
 
@@ -108,6 +126,7 @@ def cifar100_resnet(c: ml_collections.ConfigDict, depth: int, *,
     `schedule='cosine'` is [SD]'s baseline (BL) schedule.
     """
     cifar100(c)
+    cross_entropy(c)
     c.model = f"resnet{depth}"
     c.batch_size = 128
     c.num_epochs = 164
@@ -127,6 +146,7 @@ def cifar100_densenet(c: ml_collections.ConfigDict, depth: int, *,
     `schedule='cosine'` is [SD]'s baseline schedule.
     """
     cifar100(c)
+    cross_entropy(c)
     c.model = CIFAR_DENSENETS[depth]
     c.batch_size = 64
     c.num_epochs = 300
@@ -142,9 +162,14 @@ def wide_resnet_protocol(c: ml_collections.ConfigDict) -> ml_collections.ConfigD
     """[BAN] Sec. 4: "the same preprocessing and training setting as for Wide-ResNet".
 
     Zagoruyko & Komodakis 2016: SGD Nesterov 0.9, wd 5e-4, batch 128, 200 epochs, lr 0.1
-    multiplied by 0.2 at epochs 60, 120 and 160.
+    multiplied by 0.2 at epochs 60, 120 and 160; the same pad-4 random crop + flip, but
+    the padding is "filling missing pixels with reflections of original image" (WRN
+    Sec. 3), so `data.augment.pad_mode='reflect'`. [BAN]'s one stated exception, "except
+    for Mean-Std normalization", is not followed: jaxkd always normalises.
     """
     cifar100(c)
+    c.data.augment.pad_mode = "reflect"
+    cross_entropy(c)
     c.batch_size = 128
     c.num_epochs = 200
     sgd(c, weight_decay=5e-4)
@@ -156,13 +181,23 @@ def wide_resnet_protocol(c: ml_collections.ConfigDict) -> ml_collections.ConfigD
 
 
 def tolerant_teacher(c: ml_collections.ConfigDict, *, u: float, label_weight: float,
-                     generations: int, k: int = 5) -> ml_collections.ConfigDict:
-    """[TT] process D(u, lambda) with `generations` students after the patriarch."""
+                     generations: int, k: int = 5, patriarch_loss: str = "tolerant_teacher",
+                     label_smoothing: float = 0.1,
+                     beta: float = 0.1) -> ml_collections.ConfigDict:
+    """[TT] process D(u, lambda) with `generations` students after the patriarch.
+
+    `patriarch_loss='label_smoothing'` / `'confidence_penalty'` are the LSR-lambda and
+    CP-lambda processes of [TT] Figure 2 and Tables 2-3. The paper gives neither eps nor
+    beta: eps = 0.1 is Szegedy et al. 2016's value; beta = 0.1 is the CP loss's default
+    here (Pereyra et al. 2017 tune beta per task).
+    """
     c.method = "tolerant_teacher"
     c.tolerant_teacher.u = u
     c.tolerant_teacher.k = k
     c.tolerant_teacher.label_weight = label_weight
-    c.tolerant_teacher.patriarch_loss = "tolerant_teacher"
+    c.tolerant_teacher.patriarch_loss = patriarch_loss
+    c.tolerant_teacher.label_smoothing = label_smoothing
+    c.tolerant_teacher.beta = beta
     c.generations = generations
     return c
 
@@ -195,6 +230,7 @@ def rco_cifar100(c: ml_collections.ConfigDict, *, mode: str, anchor_every_epochs
     [RCO] Table 3's MFLOPs (13.5 at width 0.5 / expansion 6, 5.4 at 0.35 / 4).
     """
     cifar100(c)
+    cross_entropy(c)
     c.method = "rco"
     c.model = "mobilenetv2_cifar"
     c.model_overrides = ml_collections.ConfigDict(

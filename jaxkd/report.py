@@ -14,7 +14,7 @@ calls `write_report([workdir])` at the end of a run. See docs/analysis.md.
 
 References:
     [TT] Yang et al., 2018: Table 1, Figure 1, Figure 2, Eqn 4 / Table 2.
-    [SD] Yang et al., 2019: Table 1 (error at the end of each mini-generation, best epoch,
+    [SD] Yang et al., 2019: Table 3 (error at the end of each mini-generation, best epoch,
         ensemble), Figure 3 (training curves with restarts).
     [BAN] Furlanello et al., 2018, Section 3.2 (BANE).
 """
@@ -154,7 +154,7 @@ def _err(x) -> str:
 
 
 def sd_section(records: list[dict], results: dict) -> str:
-    """[SD] Table 1 style: test error (%) at the end of each mini-generation, best, ensemble."""
+    """[SD] Table 3 style: test error (%) at the end of each mini-generation, best, ensemble."""
     cycles = [r for r in records if r["role"] == "mini_generation"]
     if not cycles:
         return ""

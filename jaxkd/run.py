@@ -49,6 +49,10 @@ def config_diff(old: dict, new: dict) -> list[str]:
     """Lines `field: old -> new` for every field that differs (resume-safe ones ignored)."""
     a, b = _flatten(old), _flatten(new)
     safe = {f"config.{f}" for f in _RESUME_SAFE_FIELDS}
+    # A field added to the schema after the workdir was written is absent from its
+    # config.json; at its default value it changes nothing, so the run still resumes.
+    defaults = _flatten(json.loads(config_lib.default_config().to_json()))
+    a = {**{k: v for k, v in defaults.items() if k in b and k not in a}, **a}
     return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
             for k in sorted(set(a) | set(b))
             if k not in safe and json.dumps(a.get(k)) != json.dumps(b.get(k))]
@@ -82,8 +86,12 @@ def validate(config) -> list[plans.Phase]:
             raise ValueError(f"phase {phase.name!r}: unknown model {phase.model!r} "
                              f"(config.model / config.teacher.model); known: {sorted(known)}")
         losses.get(phase.loss)
-        schedules.build(dict(phase.schedule), steps_per_epoch=1,
-                        num_epochs=phase.schedule_num_epochs or phase.num_epochs)
+        try:
+            schedules.build(dict(phase.schedule), steps_per_epoch=1,
+                            num_epochs=phase.schedule_num_epochs or phase.num_epochs)
+        except ValueError as err:   # name the group the user set (rco.teacher_schedule)
+            raise ValueError(str(err).replace("config.schedule.", phase.schedule_source + ".")
+                             ) from err
     return plan
 
 
@@ -95,11 +103,18 @@ def _check_teacher_paths(phase: plans.Phase) -> None:
     anchors = ref.route if ref.select else ((ref.anchor,) if ref.anchor else ())
     paths = [pathlib.Path(ref.checkpoint) / "anchors" / str(a) for a in anchors] or \
         [pathlib.Path(ref.checkpoint)]
+    field = "config.rco.teacher_workdir" if anchors else "config.teacher.checkpoint"
     for path in paths:
         if not path.exists():
             raise checkpoints.CheckpointError(
-                f"phase {phase.name!r}: teacher checkpoint {path} does not exist "
-                f"(config.rco.teacher_workdir)")
+                f"phase {phase.name!r}: teacher checkpoint {path} does not exist ({field})")
+
+
+def _check_init_path(config) -> None:
+    """config.init.checkpoint must exist before anything is trained."""
+    path = config.get("init", {}).get("checkpoint", "")
+    if path and not pathlib.Path(path).exists():
+        raise checkpoints.CheckpointError(f"config.init.checkpoint {path} does not exist")
 
 
 class Runner:
@@ -107,7 +122,8 @@ class Runner:
 
     def __init__(self, config, workdir: pathlib.Path, plan: list[plans.Phase], *,
                  writer: MetricWriter | None = None):
-        self.config, self.workdir, self.plan = config, workdir, plan
+        self.config, self.workdir = config, workdir
+        self.plan = rco.trim_to_route(plan, self.route())   # a finished greedy route
         self.mesh = sharding.make_mesh(config.num_devices)
         sharding.check_batch_size(config.batch_size, self.mesh)
         sharding.check_batch_size(config.eval_batch_size, self.mesh, "config.eval_batch_size")
@@ -163,8 +179,23 @@ class Runner:
     def _fresh_state(self, phase: plans.Phase, model):
         key = jax.random.fold_in(jax.random.fold_in(self.key, 1), phase.seed_index)
         variables = state_lib.init_variables(model, key, self.image_shape)
+        if phase.name == self.plan[0].name and self.config.get("init", {}).get("checkpoint"):
+            variables = self._init_from_checkpoint(variables)
         state = state_lib.create_train_state(model, variables, self._optimizer(phase, 0))
         return sharding.replicate(state, self.mesh)
+
+    def _init_from_checkpoint(self, variables: dict) -> dict:
+        """The plan's first phase starts from config.init's subtrees of a checkpoint.
+
+        [SD] Table 2 (a student continued from the M#75 / M#150 snapshot) and [BAN]
+        Table 5 (conv1 and classifier shared with the teacher). Shapes are checked here,
+        before the phase trains: a mismatch names config.init.checkpoint and the path.
+        """
+        init = self.config.init
+        saved, where = checkpoints.load_saved_variables(init.checkpoint,
+                                                        what="config.init.checkpoint")
+        return state_lib.graft_subtrees(variables, jax.device_get(saved), init.subtrees,
+                                        where=str(where))
 
     def _abstract_state(self, phase: plans.Phase, model):
         """Shapes, dtypes and shardings of a phase's TrainState, without computing it."""
@@ -238,14 +269,18 @@ class Runner:
     def _route_path(self) -> pathlib.Path:
         return self.workdir / "rco_route.json"
 
+    def route(self) -> dict:
+        """The greedy RCO route chosen so far: plan index -> anchor index."""
+        path = self._route_path()
+        return json.loads(path.read_text()) if path.exists() else {}
+
     def chosen_anchor(self, index: int) -> int:
-        return json.loads(self._route_path().read_text())[str(index)]
+        return self.route()[str(index)]
 
     def remember_anchor(self, index: int, anchor: int) -> None:
-        path = self._route_path()
-        route = json.loads(path.read_text()) if path.exists() else {}
+        route = self.route()
         route[str(index)] = anchor
-        write_json_atomic(path, route)
+        write_json_atomic(self._route_path(), route)
 
     # -- execution ----------------------------------------------------------------------
     def run_phase(self, index: int) -> dict:
@@ -271,7 +306,12 @@ class Runner:
 
     def run(self) -> dict:
         t0 = time.time()
-        records = [self.run_phase(i) for i in range(len(self.plan))]
+        records, index = [], 0
+        while index < len(self.plan):
+            records.append(self.run_phase(index))
+            # A greedy RCO route ends once a stage has learned the last anchor.
+            self.plan = rco.trim_to_route(self.plan, self.route())
+            index += 1
         results = {"method": self.config.method, "phases": records,
                    "ensembles": analysis.plan_ensembles(self),
                    "run_wall_time": time.time() - t0,
@@ -313,6 +353,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     plan = validate(config)
     for phase in plan:
         _check_teacher_paths(phase)
+    _check_init_path(config)
     workdir.mkdir(parents=True, exist_ok=True)
     _check_workdir_config(config, workdir)
     provenance.record(workdir)

@@ -9,7 +9,7 @@ References:
         Generation", CVPR 2019, Eqn 5 (cyclic cosine with restarts).
   [TT]  Yang et al., "Knowledge Distillation in Generations", Sec. 4 (step decay at 50% and
         75% of training: 82/123 of 164 epochs, 150/225 of 300).
-  [RCO] Jin et al., "Knowledge Distillation via Route Constrained Optimization", Sec. 5
+  [RCO] Jin et al., "Knowledge Distillation via Route Constrained Optimization", Sec. 4.1
         (step decay at 150/180/210 of 240 epochs).
   Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017.
 """

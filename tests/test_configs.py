@@ -13,6 +13,7 @@ import ast
 import importlib.util
 import pathlib
 
+import numpy as np
 import pytest
 from absl import flags
 from ml_collections import config_flags
@@ -89,6 +90,7 @@ def _densenet_protocol(c):          # [TT] and [SD], CIFAR DenseNet-BC
 
 def _wrn_protocol(c, plan):         # [BAN] = Zagoruyko & Komodakis 2016
     _cifar100(c)
+    assert c.data.augment.pad_mode == "reflect"        # WRN: "reflections of original image"
     _sgd(c, 5e-4)
     assert (c.batch_size, c.num_epochs) == (128, 200)
     for p in plan:
@@ -114,11 +116,14 @@ def _generations(plan, m):
     assert len({p.seed_index for p in plan}) == m + 1
 
 
-def _tolerant(c, plan, u, lam, m):
+def _tolerant(c, plan, u, lam, m, patriarch=None):
     _generations(plan, m)
     assert (c.tolerant_teacher.u, c.tolerant_teacher.label_weight) == (u, lam)
     assert c.tolerant_teacher.k == 5
-    if u < 1:
+    assert plan[0].role == "patriarch"                 # so results.json gets tt_ensemble
+    if patriarch is not None:                          # [TT] Table 2's LSR / CP patriarchs
+        assert (plan[0].loss, dict(plan[0].loss_params)) == patriarch
+    elif u < 1:
         assert plan[0].loss == "tolerant_teacher"
         assert dict(plan[0].loss_params) == {"u": u, "k": 5}
     else:
@@ -170,8 +175,8 @@ def _rco(c, plan, *, mode, anchors, width, expansion):
     per = 240 // anchors
     for i, s in enumerate(students):
         assert s.init == ("fresh" if i == 0 else "continue")
-        assert (s.num_epochs, s.schedule_start_epoch, s.schedule_num_epochs) == (
-            per, i * per, 240)
+        window = (240, 0, 0) if mode == "greedy" else (per, i * per, 240)  # a full schedule
+        assert (s.num_epochs, s.schedule_start_epoch, s.schedule_num_epochs) == window
         assert dict(s.loss_params) == {"ce_weight": 1.0, "kl_weight": 1.0,
                                        "temperature": 5.0, "scale_by_t2": True}
     # The student's one 240-epoch schedule: 0.01, /10 at 150, 180, 210.
@@ -206,6 +211,18 @@ def check_ban_resnet110(c, plan):
     _tolerant(c, plan, 1.0, 0.6, 10)                           # D(1.0, 0.6)
 
 
+def check_tt_resnet110_lsr(c, plan):
+    _resnet_protocol(c)
+    _step(plan, 0.1, (82, 123))
+    _tolerant(c, plan, 0.6, 0.6, 10, patriarch=("cross_entropy", {"label_smoothing": 0.1}))
+
+
+def check_tt_resnet110_cp(c, plan):
+    _resnet_protocol(c)
+    _step(plan, 0.1, (82, 123))
+    _tolerant(c, plan, 0.6, 0.6, 10, patriarch=("confidence_penalty", {"beta": 0.1}))
+
+
 def check_tt_densenet100(c, plan):
     _densenet_protocol(c)
     _step(plan, 0.1, (150, 225))
@@ -238,6 +255,15 @@ def check_ban_wrn28_10(c, plan):
     _wrn_protocol(c, plan)
     _ban(c, plan, 1, "wrn_28_10")
     assert dict(plan[1].model_overrides) == {"dropout_rate": 0.3}
+
+
+def check_ban_densenet_table4(c, plan):
+    _wrn_protocol(c, plan)
+    _ban(c, plan, 1, "densenet_90_60", teacher_model="densenet_90_60")
+    assert dict(plan[0].model_overrides) == {}                 # the named 90-60 teacher
+    student = dict(plan[1].model_overrides)
+    assert (student["layers_per_block"], student["growth_rate"]) == (28, 30)   # 2*Depth
+    assert (student["stem_features"], student["compression"]) == (120, 0.5)
 
 
 def check_ban_densenet_to_resnet(c, plan):
@@ -294,7 +320,7 @@ def check_rco_mobilenetv2(c, plan):
 
 def check_rco_greedy_mobilenetv2(c, plan):
     students = _rco(c, plan, mode="greedy", anchors=24, width=0.5, expansion=6)
-    assert (c.rco.delta, c.data.heldout_size) == (0.8, 10000)
+    assert (c.rco.delta, c.data.heldout_size, c.data.heldout_mode) == (0.8, 10000, "sample")
     assert all(s.teacher.select == "greedy" and s.teacher.route == tuple(range(10, 241, 10))
                for s in students)
 
@@ -302,6 +328,36 @@ def check_rco_greedy_mobilenetv2(c, plan):
 def check_kd_mobilenetv2(c, plan):
     (student,) = _rco(c, plan, mode="kd", anchors=1, width=0.5, expansion=6)
     assert student.teacher.anchor == 240 and student.init == "fresh"
+
+
+def check_rco_mobilenetv2_imagenet(c, plan):
+    """[RCO] Sec. 4.2: the teacher trains on its own schedule, not the student's."""
+    assert (c.data.name, c.batch_size, c.model, c.rco.mode) == (
+        "imagenet2012", 3072, "mobilenetv2", "one_stage")
+    teacher, *students = plan
+    assert (teacher.model, teacher.num_epochs, teacher.anchor_every_epochs) == ("resnet50",
+                                                                                120, 10)
+    assert lr(teacher, 4) < 0.4 and lr(teacher, 5) == pytest.approx(0.4)   # warm-up
+    assert lr(teacher, 35) == pytest.approx(0.4) and lr(teacher, 36) == pytest.approx(0.04)
+    assert lr(teacher, 119) == pytest.approx(4e-4)
+    assert len(students) == 12 and all(s.num_epochs == 26 for s in students)
+    assert lr(students[0], 5) == pytest.approx(0.1)
+    assert lr(students[0], 108) == pytest.approx(0.01)
+    assert lr(students[0], 311) == pytest.approx(1e-4)
+    assert [s.teacher.anchor for s in students] == list(range(10, 121, 10))
+
+
+def check_sd_densenet100_table2(c, plan):
+    """[SD] Table 2: the M#75 snapshot continues epochs 76..300, taught by a checkpoint."""
+    (student,) = plan
+    assert (c.method, student.model, student.init) == ("kd", "densenet_bc_100_12", "fresh")
+    assert (student.num_epochs, student.schedule_start_epoch, student.schedule_num_epochs) \
+        == (225, 75, 300)
+    assert c.init.checkpoint.endswith(f"ckpt/{75 * 782}") and c.batch_size == 64
+    assert student.teacher.checkpoint == c.teacher.checkpoint and student.loss == \
+        "snapshot_distillation"
+    # The schedule picks up at epoch 75 of 300: 0.1 * (1 + cos(pi / 4)) / 2.
+    assert lr(student, 75) == pytest.approx(0.05 * (1 + np.cos(np.pi / 4)))
 
 
 FACTS = {name[len("check_"):]: fn for name, fn in globals().items()
@@ -387,3 +443,80 @@ def test_protocols_is_a_helper_not_a_config():
     assert not hasattr(module, "get_config")
     assert module.command("sd_resnet20") == (
         "python -m jaxkd.main --config=configs/sd_resnet20.py --workdir=/tmp/sd_resnet20")
+
+
+# -- baselines beside the papers' processes (LSR, CP) and override rows ---------------
+
+SELF_DISTILLATION = [n for n in PAPER_CONFIGS
+                     if n.split("_")[0] in ("ban", "tt", "sd", "se", "baseline")
+                     and n != "sd_densenet100_table2"]   # a study of one table's pairs
+
+
+def _documented(name: str, label: str) -> list[str]:
+    """The backquoted `--config.` overrides that follow `label` in a config's docstring."""
+    doc = load_module_doc(name)
+    assert label in doc, f"configs/{name}.py documents no {label!r}"
+    after = doc[doc.index(label):]
+    return after[after.index("`") + 1:].split("`", 1)[0].split()
+
+
+def test_baseline_accepts_label_smoothing_on_the_command_line():
+    config = parse_flags(f"--config={CONFIG_DIR / 'baseline_resnet20.py'}",
+                         "--config.loss.label_smoothing=0.1")
+    (phase,) = run.validate(config)
+    plans.validate_losses([phase], 100)
+    assert (phase.loss, dict(phase.loss_params)) == ("cross_entropy", {"label_smoothing": 0.1})
+
+
+@pytest.mark.parametrize("name", SELF_DISTILLATION)
+def test_every_self_distillation_table_has_its_lsr_baseline(name):
+    """Each config of a BAN/TT/SD table documents the override that gives its LSR row."""
+    args = _documented(name, "LSR baseline")
+    assert "--config.loss.label_smoothing=0.1" in args
+    config = parse_flags(f"--config={CONFIG_DIR / f'{name}.py'}", *args)
+    plan = run.validate(config)
+    plans.validate_losses(plan, num_classes(config))
+    assert len(plan) == 1 and plan[0].teacher is None
+    assert (plan[0].loss, dict(plan[0].loss_params)) == (
+        "cross_entropy", {"label_smoothing": 0.1})
+    plain = run.validate(load(name))
+    assert plan[0].schedule == plain[0].schedule and plan[0].num_epochs == (
+        config.num_epochs)                               # the table's own protocol
+
+
+@pytest.mark.parametrize("name", [n for n in SELF_DISTILLATION
+                                  if load(n).method == "tolerant_teacher"
+                                  and load(n).tolerant_teacher.patriarch_loss
+                                  == "tolerant_teacher"])
+@pytest.mark.parametrize("kind, expected", [
+    ("label_smoothing", ("cross_entropy", {"label_smoothing": 0.1})),
+    ("confidence_penalty", ("confidence_penalty", {"beta": 0.1}))])
+def test_tt_configs_swap_in_the_lsr_and_cp_patriarchs(name, kind, expected):
+    """[TT] Figure 2's LSR-0.6 / CP-0.6 processes from any TT config, as documented."""
+    assert "--config.tolerant_teacher.patriarch_loss=label_smoothing" in load_module_doc(name)
+    config = parse_flags(f"--config={CONFIG_DIR / f'{name}.py'}",
+                         f"--config.tolerant_teacher.patriarch_loss={kind}")
+    plan = run.validate(config)
+    plans.validate_losses(plan, num_classes(config))
+    assert plan[0].role == "patriarch"
+    assert (plan[0].loss, dict(plan[0].loss_params)) == expected
+    assert all(p.loss == "born_again" for p in plan[1:])
+
+
+def test_ban_table4_rows_are_documented_overrides():
+    """[BAN] Table 4: seven students of DenseNet-90-60, one override line each."""
+    doc = load_module_doc("ban_densenet_table4")
+    rows = [line.strip().strip("`").split() for line in doc.splitlines()
+            if line.strip().startswith("`--config.model_overrides.")]
+    assert len(rows) == 7
+    widths = set()
+    for args in rows:
+        config = parse_flags(f"--config={CONFIG_DIR / 'ban_densenet_table4.py'}", *args)
+        plan = run.validate(config)
+        student = dict(plan[1].model_overrides)
+        models.get_model(plan[1].model, num_classes=100, **student)
+        assert plan[0].model == "densenet_90_60" and dict(plan[0].model_overrides) == {}
+        if student["compression"] == 0.5:                 # the depth rows
+            widths.add(student["stem_features"]
+                       + student["layers_per_block"] * student["growth_rate"])
+    assert widths == {120 + 14 * 60}                       # the teacher's block output

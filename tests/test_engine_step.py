@@ -137,3 +137,12 @@ def test_weight_decay_mask_skips_batchnorm_and_bias():
 def test_batch_not_divisible_by_devices_is_a_clear_error():
     with pytest.raises(ValueError, match="config.batch_size=6 is not divisible"):
         sharding.check_batch_size(6, sharding.make_mesh(4))
+
+
+def test_best_top5_is_that_of_the_best_top1_epoch():
+    from jaxkd.engine.loop import summarize
+    history = [dict(epoch=1, top1=0.30, top5=0.80), dict(epoch=2, top1=0.50, top5=0.70),
+               dict(epoch=3, top1=0.40, top5=0.90)]
+    out = summarize(history, 3)
+    assert (out["best_top1"], out["best_top5"], out["best_epoch"]) == (0.50, 0.70, 2)
+    assert (out["last_top1"], out["last_top5"]) == (0.40, 0.90)

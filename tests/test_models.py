@@ -123,8 +123,10 @@ def test_invalid_override_values(name, overrides, match):
 
 
 def test_overrides_are_listed_with_defaults():
-    assert models.model_overrides("densenet_bc_190_40") == {"remat": True}
-    assert models.model_overrides("densenet_bc_100_12") == {"remat": False}
+    assert models.model_overrides("densenet_bc_190_40")["remat"] is True
+    assert models.model_overrides("densenet_bc_100_12") == {
+        "layers_per_block": 16, "growth_rate": 12, "bottleneck": True, "compression": 0.5,
+        "stem_features": 0, "remat": False}
     assert models.model_overrides("wrn_28_10") == {"dropout_rate": 0.0}
     assert models.model_overrides("mobilenetv2_cifar")["expansion"] == 6
     assert models.input_size("resnet50") == models.input_size("mobilenetv2") == 224

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jaxkd import plans, rco
+from jaxkd import plans, rco, run as run_lib
 from jaxkd.config import default_config
 
 
@@ -118,20 +118,55 @@ def test_rco_teacher_from_existing_workdir():
     assert plan[1].teacher.anchor == 20
 
 
-def test_rco_greedy_marks_route():
+def test_rco_greedy_is_multi_stage_with_a_full_schedule_per_anchor():
+    """[RCO] Algorithm 2 as in the paper: every chosen anchor gets a full schedule."""
     plan = plans.build(_config("rco", num_epochs=30, **{
         "rco.mode": "greedy", "rco.anchor_every_epochs": 10, "rco.teacher_epochs": 30}))
+    students = plan[1:]
+    assert len(students) == 3                        # at most one stage per anchor
     assert all(s.teacher.select == "greedy" and s.teacher.route == (10, 20, 30)
-               for s in plan[1:])
+               for s in students)
+    assert all(s.num_epochs == 30 and s.schedule_num_epochs == 0 for s in students)
+    assert [s.init for s in students] == ["fresh", "continue", "continue"]
+
+
+def test_rco_greedy_route_ends_at_the_last_anchor():
+    plan = plans.build(_config("rco", num_epochs=30, **{
+        "rco.mode": "greedy", "rco.anchor_every_epochs": 10, "rco.teacher_epochs": 30}))
+    assert rco.trim_to_route(plan, {"1": 0}) == plan
+    assert rco.trim_to_route(plan, {"1": 0, "2": 2}) == plan[:3]    # stage2 took anchor N
+    assert rco.trim_to_route(plan, {"1": 0, "2": 1, "3": 2}) == plan
+
+
+def test_rco_teacher_has_its_own_schedule():
+    """RCO ImageNet: teacher lr 0.4 with its own drops and warm-up, student lr 0.1."""
+    plan = plans.build(_config("rco", num_epochs=40, **{
+        "rco.anchor_every_epochs": 10, "rco.teacher_epochs": 20,
+        "schedule.name": "step", "schedule.base_lr": 0.1, "schedule.boundaries": (20, 30),
+        "rco.teacher_schedule": {"base_lr": 0.4, "boundaries": (6, 12, 18),
+                                 "warmup_epochs": 1}}))
+    teacher, student = dict(plan[0].schedule), dict(plan[1].schedule)
+    assert (teacher["base_lr"], teacher["boundaries"], teacher["warmup_epochs"]) == \
+        (0.4, (6, 12, 18), 1)
+    assert (student["base_lr"], student["boundaries"], student["warmup_epochs"]) == \
+        (0.1, (20, 30), 0)
+    bad = _config("rco", num_epochs=40, **{"rco.anchor_every_epochs": 10,
+                                           "rco.teacher_epochs": 20,
+                                           "rco.teacher_schedule": {"boundaries": (30,)}})
+    with pytest.raises(ValueError, match="config.rco.teacher_schedule.boundaries"):
+        run_lib.validate(bad)
 
 
 @pytest.mark.parametrize("h,current,delta,expected", [
-    ([1.0, 1.5, 1.7, 2.5], 0, 0.8, 2),   # r = .5, .7, 1.5 -> last before exceeding: 2
+    ([1.0, 1.5, 1.7, 2.5], 0, 0.8, 3),   # r = .5, .7 for j < N: none exceeds -> N
+    ([1.0, 1.5, 2.0, 2.5, 9.0], 0, 0.8, 1),   # r = .5, then 1.0 at j=2 -> j - 1 = 1
     ([1.0, 1.5, 1.7, 1.75], 0, 0.8, 3),  # never exceeds -> the last anchor
-    ([1.0, 2.0, 3.0, 4.0], 0, 0.8, 1),   # exceeds at once -> still advance by one
+    ([1.0, 2.0, 3.0, 4.0], 0, 0.8, 1),   # exceeds at once: Algorithm 2 says i; advance by one
     ([2.0, 1.0, 2.5, 3.0, 3.7], 1, 0.8, 2),   # from anchor 1: r = 1.5 at j=2 -> advance to 2
-    ([2.0, 1.0, 1.2, 1.79, 1.81], 1, 0.8, 3),  # r = .2, .79, .81 -> 3
+    ([2.0, 1.0, 1.2, 1.79, 1.81], 1, 0.8, 4),  # r = .2, .79 for j < N; H_N never compared
+    ([2.0, 1.0, 1.2, 1.81, 1.0], 1, 0.8, 2),   # r = .2, .81 at j=3 -> j - 1 = 2
     ([1.0, 1.0], 1, 0.8, 1),
+    ([1.0, float("nan")], 0, 0.8, 1),    # j < N: H_N is not even computed
 ])
 def test_greedy_next_anchor_rule(h, current, delta, expected):
     assert rco.greedy_next_anchor(h, current, delta) == expected

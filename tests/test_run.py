@@ -114,6 +114,25 @@ def test_rco_greedy_picks_anchors_on_heldout(npz, tmp_path):
     assert len(results["phases"]) == 3
 
 
+def test_rco_greedy_route_decides_the_number_of_stages(npz, tmp_path):
+    """Algorithm 2 multi-stage: with no r_ij above delta, stage 2 jumps to the last anchor
+    (N) and the run ends there: 2 stages of a full schedule each, not one per anchor."""
+    config = tiny_config(npz, "rco", num_epochs=1, **{
+        "rco.mode": "greedy", "rco.anchor_every_epochs": 1, "rco.teacher_epochs": 3,
+        "rco.delta": 1e9, "data.heldout_size": 16, "data.heldout_mode": "sample"})
+    results = run_lib.run(config, tmp_path)
+    assert [p["name"] for p in results["phases"]] == ["teacher", "stage1", "stage2"]
+    assert json.loads((tmp_path / "rco_route.json").read_text()) == {"1": 0, "2": 2}
+    assert not (tmp_path / "phases" / "stage3").exists()
+    assert [p["epochs"] for p in results["phases"][1:]] == [1, 1]   # a full schedule each
+    runner = run_lib.Runner.from_workdir(tmp_path)                  # analysis sees 3 phases
+    assert [p.name for p in runner.plan] == ["teacher", "stage1", "stage2"]
+    # 'sample': X' is drawn from the training set and stays in it (64 train images).
+    assert len(runner.splits.train) == 64 and len(runner.splits.heldout) == 16
+    again = run_lib.run(config, tmp_path)                           # a rerun trains nothing
+    assert [p["name"] for p in again["phases"]] == ["teacher", "stage1", "stage2"]
+
+
 def test_resume_mid_phase_equals_uninterrupted_run(npz, tmp_path, monkeypatch):
     config = tiny_config(npz, "born_again", generations=1, checkpoint_every_steps=3)
     full = run_lib.run(config, tmp_path / "full")
@@ -144,6 +163,17 @@ def test_workdir_of_another_config_is_refused(npz, tmp_path):
         run_lib.run(changed, tmp_path)
     changed.allow_config_change = True
     run_lib.run(changed, tmp_path)               # explicit override: resumes (all done)
+
+
+def test_fields_added_to_the_schema_since_do_not_block_a_resume():
+    """A workdir written before `data.heldout_mode` existed resumes at its default."""
+    config = tiny_config(pathlib.Path("x.npz"))
+    old = json.loads(config.to_json())
+    del old["data"]["heldout_mode"], old["init"]
+    assert run_lib.config_diff(old, json.loads(config.to_json())) == []
+    config.data.heldout_mode = "sample"
+    assert run_lib.config_diff(old, json.loads(config.to_json())) == [
+        "config.data.heldout_mode: 'carve' -> 'sample'"]
 
 
 def test_extending_a_finished_process_with_more_generations(npz, tmp_path):

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from jaxkd.data import arrays, cifar_binary, host_ops, image_folder, sample, tfds_source
-from jaxkd.data.dataset import (IMAGENET_MEAN, IMAGENET_STD, LABEL_KEYS, SOURCES,
-                                ArrayDataset, DataUnavailableError, RawData, Splits,
+from jaxkd.data.dataset import (HELDOUT_MODES, IMAGENET_MEAN, IMAGENET_STD, LABEL_KEYS,
+                                SOURCES, ArrayDataset, DataUnavailableError, RawData, Splits,
                                 StreamingDataset, check, check_labels,
                                 check_non_negative_int, data_field, field, validate_augment)
 
@@ -40,6 +40,8 @@ def _validate(cfg: Any) -> None:
     source = data_field(cfg, "source")
     check(source in SOURCES, f"config.data.source must be one of {SOURCES}, got {source!r}")
     check_non_negative_int(data_field(cfg, "heldout_size"), "config.data.heldout_size")
+    check(data_field(cfg, "heldout_mode") in HELDOUT_MODES, f"config.data.heldout_mode must "
+          f"be one of {HELDOUT_MODES}, got {data_field(cfg, 'heldout_mode')!r}")
     check_non_negative_int(data_field(cfg, "train_per_class"), "config.data.train_per_class")
     size = data_field(cfg, "image_size")
     check(check_non_negative_int(size, "config.data.image_size") > 0,
@@ -119,8 +121,13 @@ def stratified_choice(labels: np.ndarray, size: int, rng: np.random.Generator) -
     return np.sort(np.concatenate(chosen))
 
 
-def carve_heldout(train, size: int, seed: int):
-    """Splits `train` into (rest, heldout) with `size` held-out examples (0: no heldout)."""
+def carve_heldout(train, size: int, seed: int, mode: str = "carve"):
+    """Splits `train` into (rest, heldout) with `size` held-out examples (0: no heldout).
+
+    With `mode='sample'` the held-out examples stay in the training split as well: the
+    other reading of [RCO] Sec. 3.5's X', "10k examples random sampled from training set",
+    under which teacher and student still train on all of it.
+    """
     if size == 0:
         return train, None
     check(size < len(train), f"config.data.heldout_size={size} must be smaller than the "
@@ -130,6 +137,8 @@ def carve_heldout(train, size: int, seed: int):
         held = np.sort(rng.choice(len(train), size, replace=False))
     else:
         held = stratified_choice(train.labels, size, rng)
+    if mode == "sample":
+        return train, train.subset(held)
     rest = np.setdiff1d(np.arange(len(train)), held, assume_unique=True)
     return train.subset(rest), train.subset(held)
 
@@ -185,7 +194,8 @@ def load_splits(data_cfg: Any, *, seed: int) -> Splits:
         train, test = resize_all(train, size), resize_all(test, size)
         for name, split in (("train", train), ("test", test)):
             check_labels(split.labels, num_classes, f"{raw.origin} ({name} split)")
-    train, heldout = carve_heldout(train, data_field(data_cfg, "heldout_size"), seed)
+    train, heldout = carve_heldout(train, data_field(data_cfg, "heldout_size"), seed,
+                                   data_field(data_cfg, "heldout_mode"))
     train = per_class_subset(train, data_field(data_cfg, "train_per_class"), num_classes, seed)
     if isinstance(train, StreamingDataset):
         mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)

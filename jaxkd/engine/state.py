@@ -1,8 +1,14 @@
 """Training state (flax TrainState plus BatchNorm statistics) and the optimiser.
 
+Parameters are named by '/'-separated path prefixes of the params tree (`'Conv_0'`,
+`'head'`, `'BasicBlock_0/Conv_1'`): `config.optimizer.frozen` freezes them and
+`config.init.subtrees` copies them from a checkpoint ([BAN] Table 5: the student shares
+its teacher's first convolution and classifier, frozen).
+
 References:
     He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (SGD, momentum 0.9).
     Sutskever et al., "On the importance of initialization and momentum", ICML 2013 (Nesterov).
+    [BAN] Furlanello et al., "Born-Again Neural Networks", ICML 2018, Table 5.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import optax
+from flax import traverse_util
 from flax.training import train_state
 
 
@@ -27,6 +34,28 @@ def _decay_mask(params) -> Any:
     return jax.tree_util.tree_map(lambda p: p.ndim > 1, params)
 
 
+def under_prefix(path: str, prefix: str) -> bool:
+    """Whether the '/'-joined leaf path `path` lies in the subtree named `prefix`."""
+    prefix = prefix.strip("/")
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+def prefix_mask(params, prefixes, field: str) -> Any:
+    """True for the leaves of `params` under one of `prefixes` ('/'-separated paths).
+
+    Raises:
+        ValueError: naming `field`, when a prefix names no parameter (a typo would
+            otherwise freeze nothing).
+    """
+    flat = traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/")
+    for prefix in prefixes:
+        if not any(under_prefix(k, prefix) for k in flat):
+            raise ValueError(f"{field}: {prefix!r} names no parameter of the model; its "
+                             f"top-level names are {sorted(params)}")
+    mask = {k: any(under_prefix(k, p) for p in prefixes) for k in flat}
+    return traverse_util.unflatten_dict(mask, sep="/")
+
+
 def make_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTransformation:
     """SGD with (Nesterov) momentum and decoupled-from-loss L2 weight decay, or AdamW.
 
@@ -34,10 +63,32 @@ def make_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTra
     exactly the papers' L2 regularisation with SGD (`wd * w` in the gradient). With
     `decay_mask='no_bn_bias'` BatchNorm parameters and biases are not decayed.
 
+    `optimizer_cfg.frozen` (parameter-path prefixes) routes those parameters to
+    `optax.set_to_zero()`: no gradient step, no weight decay, no momentum state, so they
+    stay bit-identical ([BAN] Table 5's shared, frozen conv1 and classifier). BatchNorm
+    running statistics are not parameters: those of a frozen BatchNorm still update in
+    training mode (freeze a subtree without BatchNorm, as [BAN] does, to keep it exact).
+
     Args:
-        optimizer_cfg: `config.optimizer` (name, momentum, nesterov, weight_decay, decay_mask).
+        optimizer_cfg: `config.optimizer` (name, momentum, nesterov, weight_decay,
+            decay_mask, frozen).
         schedule: learning rate as a function of the optimiser's step count.
+
+    Raises:
+        ValueError: naming config.optimizer.frozen, at `init`, when a prefix names no
+            parameter of the model.
     """
+    tx = _base_optimizer(optimizer_cfg, schedule)
+    frozen = tuple(optimizer_cfg.get("frozen", ()) or ())
+    if not frozen:
+        return tx
+    labels = lambda params: jax.tree_util.tree_map(  # noqa: E731
+        lambda f: "frozen" if f else "train",
+        prefix_mask(params, frozen, "config.optimizer.frozen"))
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+def _base_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTransformation:
     mask = _decay_mask if optimizer_cfg.decay_mask == "no_bn_bias" else None
     if optimizer_cfg.name == "adamw":
         return optax.adamw(schedule, weight_decay=optimizer_cfg.weight_decay, mask=mask)
@@ -55,6 +106,57 @@ def init_variables(model, rng: jax.Array, image_shape) -> dict:
     # Jitted: an eager init runs op by op, tens of seconds for a deep network on a CPU.
     init = jax.jit(lambda r, x: model.init({"params": r, "dropout": r}, x, train=False))
     return flax.core.unfreeze(init(rng, dummy))
+
+
+COLLECTIONS = ("params", "batch_stats")
+
+
+def graft_subtrees(variables: dict, source: dict, subtrees=(), *, where: str) -> dict:
+    """`variables` with the named subtrees (params and batch_stats) taken from `source`.
+
+    Args:
+        variables: the model's freshly initialised {'params', 'batch_stats'}.
+        source: the checkpoint's variables as saved (any architecture).
+        subtrees: '/'-separated path prefixes ('Conv_0', 'head'); empty: the whole model.
+        where: the checkpoint path, for errors.
+
+    Raises:
+        ValueError: naming config.init.subtrees when a prefix names nothing in the model,
+            or config.init.checkpoint and the leaf path when the checkpoint lacks it, has
+            extra leaves under it, or holds another shape.
+    """
+    flat = {c: traverse_util.flatten_dict(flax.core.unfreeze(variables.get(c, {})), sep="/")
+            for c in COLLECTIONS}
+    saved = {c: traverse_util.flatten_dict(flax.core.unfreeze(source.get(c, {})), sep="/")
+             for c in COLLECTIONS}
+    taken = {}
+    for prefix in tuple(subtrees) or ("",):
+        if not any(under_prefix(k, prefix) for c in COLLECTIONS for k in flat[c]):
+            raise ValueError(f"config.init.subtrees: {prefix!r} names no parameter of the "
+                             f"model; its top-level names are {sorted(variables['params'])}")
+        for c in COLLECTIONS:
+            keys = sorted({k for k in (*flat[c], *saved[c]) if under_prefix(k, prefix)})
+            for shapes in (False, True):   # a missing leaf first: it names the difference
+                for k in keys:
+                    _check_leaf(flat[c].get(k), saved[c].get(k), f"{c} {k!r}", prefix, where,
+                                shapes=shapes)
+            taken.update({(c, k): jnp.asarray(saved[c][k], flat[c][k].dtype) for k in keys})
+    for (c, k), value in taken.items():
+        flat[c][k] = value
+    return {c: traverse_util.unflatten_dict(flat[c], sep="/") for c in COLLECTIONS}
+
+
+def _check_leaf(mine, theirs, leaf: str, prefix: str, where: str, *, shapes: bool) -> None:
+    """Raises a ValueError naming config.init.checkpoint and `leaf` unless both sides hold
+    it (`shapes=False`) or it has one shape (`shapes=True`)."""
+    subtree = f"(config.init.subtrees {prefix or '<whole model>'!r})"
+    if not shapes and (mine is None or theirs is None):
+        side = "checkpoint" if mine is None else "model"
+        raise ValueError(f"config.init.checkpoint {where}: {leaf} is only in the {side} "
+                         f"{subtree}: not the same architecture there")
+    if shapes and tuple(mine.shape) != tuple(theirs.shape):
+        raise ValueError(f"config.init.checkpoint {where}: {leaf} has shape "
+                         f"{tuple(theirs.shape)}, the model's is {tuple(mine.shape)} {subtree}")
 
 
 def create_train_state(model, variables: dict, tx: optax.GradientTransformation) -> TrainState:

@@ -107,6 +107,9 @@ class DenseNet(nn.Module):
         growth_rate: k.
         bottleneck: use bottleneck layers (the "B" of DenseNet-BC).
         compression: channel factor of the transitions (0.5 for "C", 1.0 for none).
+        stem_features: channels of the first convolution; 0 is Huang et al.'s choice (2k
+            for DenseNet-BC, 16 otherwise). [BAN] Table 4's students keep their teacher's
+            stem so that every block's output width matches the teacher's.
         remat: rematerialise the bottleneck of every dense layer (saves memory, costs about
             one extra 1x1 convolution per layer in the backward pass).
         dtype: computation dtype; parameters are float32, outputs float32.
@@ -117,13 +120,14 @@ class DenseNet(nn.Module):
     growth_rate: int
     bottleneck: bool = True
     compression: float = 0.5
+    stem_features: int = 0
     remat: bool = False
     dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, return_features: bool = False):
         is_bc = self.bottleneck or self.compression < 1.0
-        stem = 2 * self.growth_rate if is_bc else 16
+        stem = self.stem_features or (2 * self.growth_rate if is_bc else 16)
         x = conv(stem, 3, dtype=self.dtype)(x.astype(self.dtype))
         for block in range(3):
             x = self._dense_block(x, train)
@@ -142,10 +146,32 @@ class DenseNet(nn.Module):
         return jnp.concatenate(features, axis=-1)
 
 
+def _check_architecture(kwargs: dict) -> None:
+    """Validates the architecture overrides (errors name the override)."""
+    for name, low in (("layers_per_block", 1), ("growth_rate", 1), ("stem_features", 0)):
+        value = kwargs[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"model override {name} must be an integer >= {low}, "
+                             f"got {value!r}")
+    value = kwargs["compression"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"model override compression must be in (0, 1], got {value!r}")
+    if not isinstance(kwargs["bottleneck"], bool):
+        raise ValueError(f"model override bottleneck must be a bool, "
+                         f"got {kwargs['bottleneck']!r}")
+
+
 def _densenet_bc(depth: int, growth_rate: int, remat: bool = False) -> ModelSpec:
-    """DenseNet-BC-`depth`-`growth_rate`: (depth - 4) // 6 bottleneck layers per block."""
-    return spec(DenseNet, {"remat": remat}, layers_per_block=(depth - 4) // 6,
-                growth_rate=growth_rate, bottleneck=True, compression=0.5)
+    """DenseNet-BC-`depth`-`growth_rate`: (depth - 4) // 6 bottleneck layers per block.
+
+    The architecture is the defaults of its overrides, so `model_overrides` can derive a
+    variant from a named network: [BAN] Table 4's students of DenseNet-90-60, e.g. its
+    2*Depth row is `densenet_90_60` with layers_per_block=28, growth_rate=30,
+    stem_features=120.
+    """
+    return spec(DenseNet, {"layers_per_block": (depth - 4) // 6, "growth_rate": growth_rate,
+                           "bottleneck": True, "compression": 0.5, "stem_features": 0,
+                           "remat": remat}, _check_architecture)
 
 
 MODELS = {
