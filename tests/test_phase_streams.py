@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from jaxkd import plans, run as run_lib
-from jaxkd.config import default_config
 from jaxkd.data import pipeline as pipeline_lib
 from tests.helpers import crash_after, tiny_config, write_tiny_npz
+from tests.test_plans import _config
 from tests.test_run import _assert_same_tree, _final_params
 
 
@@ -22,15 +22,7 @@ def npz(tmp_path_factory):
 
 
 def _plan(method, **changes):
-    c = default_config()
-    c.method = method
-    for key, value in changes.items():
-        *path, last = key.split(".")
-        target = c
-        for part in path:
-            target = target[part]
-        target[last] = value
-    return plans.build(c)
+    return plans.build(_config(method, **changes))
 
 
 def test_phases_draw_consecutive_epochs_of_the_run():
