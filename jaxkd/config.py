@@ -48,6 +48,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.optimizer = ml_collections.ConfigDict(
         dict(name="sgd", momentum=0.9, nesterov=True, weight_decay=1e-4, decay_mask="all",
              frozen=()))
+    # {parameter-path prefix: learning-rate factor}, e.g. {'teacher': 5.0} ([RCO] RL).
+    c.optimizer.lr_scales = ml_collections.ConfigDict()
     c.schedule = ml_collections.ConfigDict(
         dict(name="step", base_lr=0.1, boundaries=(82, 123), factor=0.1, warmup_epochs=0,
              cycles=1))
@@ -150,6 +152,12 @@ def _validate_init_and_frozen(config: ml_collections.ConfigDict) -> None:
            f"config.init.epoch={epoch} needs config.init.checkpoint, config.method 'baseline' "
            f"or 'kd' and config.num_epochs > it (got {config.method!r}, {config.num_epochs})")
     _check_paths(config.optimizer.get("frozen", ()), "optimizer.frozen")
+    scales = config.optimizer.get("lr_scales") or {}
+    for prefix, factor in dict(scales).items():
+        _check(isinstance(factor, (int, float)) and not isinstance(factor, bool)
+               and 0 < factor < float("inf"),
+               f"config.optimizer.lr_scales.{prefix} must be a finite number > 0, got "
+               f"{factor!r}")
     teacher_ckpt = config.get("teacher", {}).get("checkpoint", "")
     _check(not teacher_ckpt or config.method == "kd",
            f"config.teacher.checkpoint is read only by config.method='kd' (plain KD from a "

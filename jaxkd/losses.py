@@ -628,6 +628,45 @@ def _kd_check(params: Mapping[str, Any], num_classes: int) -> None:
         _fail(_field("scale_by_t2"), "a bool", params["scale_by_t2"])
 
 
+def online_route_loss(student_logits: Array, teacher_logits: Array, labels: Array, *,
+                      kl_weight: float = 1.0, temperature: float = 5.0,
+                      teacher_weight: float = 1.0) -> Array:
+    """Per-example loss of a teacher and a student trained together ([RCO] RL).
+
+    ``teacher_weight * CE(t, y) + CE(z, y) + kl_weight * tau^2 * KL(softmax(t/tau) ||
+    softmax(z/tau))`` with the teacher's logits ``t`` held fixed in the KL term: the
+    teacher learns from the labels only, the student from the labels and the teacher's
+    current output, i.e. [RCO] Eqn 3 with an anchor at every iteration (Table 6, RL).
+
+    Args:
+      student_logits: ``[B, C]``.
+      teacher_logits: ``[B, C]`` of the same forward pass (its gradient reaches only the
+        teacher's CE term).
+      labels: ``int[B]``.
+      kl_weight: lambda of Eqn 3.
+      temperature: tau (5 in [RCO]).
+      teacher_weight: weight of the teacher's own CE.
+
+    Returns:
+      ``float32[B]``.
+    """
+    target = jax.lax.stop_gradient(teacher_logits)
+    kl = distillation_kl(student_logits, target, teacher_temperature=temperature,
+                         student_temperature=temperature)
+    return (teacher_weight * cross_entropy(teacher_logits, labels)
+            + cross_entropy(student_logits, labels) + kl_weight * temperature**2 * kl)
+
+
+def _online_route_fn(student, teacher, labels, rng, *, kl_weight=1.0, temperature=5.0,
+                     teacher_weight=1.0):
+    del teacher, rng
+    if student.features is None:
+        raise ValueError("loss 'online_route' needs the model 'route_pair' (its features "
+                         "are the teacher's logits)")
+    return online_route_loss(student.logits, student.features, labels, kl_weight=kl_weight,
+                             temperature=temperature, teacher_weight=teacher_weight)
+
+
 def _hint_fn(student, teacher, labels, rng, *, ce_weight=1.0, hint_weight=1.0):
     del rng
     if teacher is None or teacher.features is None or student.features is None:
@@ -658,6 +697,10 @@ LOSSES: Mapping[str, LossSpec] = _registry(
                                   "scale_by_t2": True}, _kd_check),
     LossSpec("hint", _hint_fn, True, {"ce_weight": 1.0, "hint_weight": 1.0},
              _checker({"ce_weight": _nonneg, "hint_weight": _nonneg}), needs_features=True),
+    LossSpec("online_route", _online_route_fn, False,
+             {"kl_weight": 1.0, "temperature": 5.0, "teacher_weight": 1.0},
+             _checker({"kl_weight": _nonneg, "temperature": _check_positive,
+                       "teacher_weight": _nonneg}), needs_features=True),
 )
 
 

@@ -326,7 +326,28 @@ def _rco_stages(config, mode: str, n: int) -> list[dict]:
             for i in range(n)]
 
 
-RCO_MODES = ("one_stage", "multi_stage", "greedy", "kd")
+RCO_MODES = ("one_stage", "multi_stage", "greedy", "kd", "online")
+
+
+def _rco_online(config) -> list[Phase]:
+    """[RCO] Table 6's RL row: the student learns from the teacher's every iteration.
+
+    One phase trains the pair `route_pair` (teacher and student side by side, the same
+    batches, `jaxkd.models.route_pair`) with the 'online_route' loss; the teacher's own
+    learning rate is `config.optimizer.lr_scales.teacher` times the student's.
+    """
+    rco = config.rco
+    if rco.teacher_epochs not in (0, config.num_epochs):
+        raise ValueError(f"config.rco.teacher_epochs={rco.teacher_epochs} must be 0 or "
+                         f"config.num_epochs={config.num_epochs} in RCO mode 'online' "
+                         f"(teacher and student train together)")
+    teacher = rco.teacher_model or config.teacher.model or config.model
+    overrides = dict(teacher_model=teacher, student_model=config.model,
+                     teacher_overrides=_items(config.teacher.model_overrides),
+                     student_overrides=_items(config.model_overrides))
+    params = {"kl_weight": rco.kl_weight, "temperature": rco.temperature}
+    return [_phase(config, "route", "student", model="route_pair", overrides=overrides,
+                   loss="online_route", loss_params=params, loss_source="config.rco")]
 
 
 def rco_plan(config) -> list[Phase]:
@@ -338,11 +359,14 @@ def rco_plan(config) -> list[Phase]:
     rule picks on the held-out split; the plan lists one stage per anchor, and the run
     stops after the stage that learned the last anchor, so the number of stages follows
     from the data: `jaxkd.rco.trim_to_route`), 'kd' (only the converged teacher: plain
-    Hinton KD).
+    Hinton KD), 'online' (Table 6's RL: an anchor at every iteration, i.e. teacher and
+    student trained together, `_rco_online`).
     """
     rco = config.rco
     if rco.mode not in RCO_MODES:
         raise ValueError(f"config.rco.mode must be one of {list(RCO_MODES)}, got {rco.mode!r}")
+    if rco.mode == "online":
+        return _rco_online(config)
     teacher_phases, ref, anchors = _rco_teacher(config)
     kd = {"ce_weight": 1.0, "kl_weight": rco.kl_weight, "temperature": rco.temperature,
           "scale_by_t2": True}

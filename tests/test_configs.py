@@ -360,6 +360,25 @@ def check_sd_densenet100_table2(c, plan):
     assert lr(student, 75) == pytest.approx(0.05 * (1 + np.cos(np.pi / 4)))
 
 
+def check_rco_rl_mobilenetv2(c, plan):
+    """[RCO] Table 6 RL: teacher and student of Sec. 4.1 trained together, 240 epochs."""
+    _cifar100(c)
+    _sgd(c, 5e-4, nesterov=False)
+    (phase,) = plan
+    o = dict(phase.model_overrides)
+    assert (phase.model, phase.loss, phase.num_epochs, c.batch_size) == (
+        "route_pair", "online_route", 240, 64)
+    assert (o["teacher_model"], dict(o["teacher_overrides"])) == ("resnet50",
+                                                                  {"cifar_stem": True})
+    assert o["student_model"] == "mobilenetv2_cifar"
+    assert dict(o["student_overrides"]) == {"width": 0.35, "expansion": 4,
+                                             "round_channels": False}
+    assert dict(phase.loss_params) == {"kl_weight": 1.0, "temperature": 5.0}
+    assert c.optimizer.lr_scales.teacher * dict(phase.schedule)["base_lr"] == \
+        pytest.approx(0.05)                                 # the teacher's own lr
+    assert lr(phase, 150) == pytest.approx(1e-3)
+
+
 FACTS = {name[len("check_"):]: fn for name, fn in globals().items()
          if name.startswith("check_")}
 

@@ -63,7 +63,9 @@ def make_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTra
     exactly the papers' L2 regularisation with SGD (`wd * w` in the gradient). With
     `decay_mask='no_bn_bias'` BatchNorm parameters and biases are not decayed.
 
-    `optimizer_cfg.frozen` (parameter-path prefixes) routes those parameters to
+    `optimizer_cfg.lr_scales` ({prefix: factor}) multiplies the learning rate of the
+    parameters under a prefix ([RCO] RL: the `route_pair`'s teacher at 5x its student's
+    0.01). `optimizer_cfg.frozen` (parameter-path prefixes) routes those parameters to
     `optax.set_to_zero()`: no gradient step, no weight decay, no momentum state, so they
     stay bit-identical ([BAN] Table 5's shared, frozen conv1 and classifier). BatchNorm
     running statistics are not parameters: those of a frozen BatchNorm still update in
@@ -80,12 +82,23 @@ def make_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTra
     """
     tx = _base_optimizer(optimizer_cfg, schedule)
     frozen = tuple(optimizer_cfg.get("frozen", ()) or ())
-    if not frozen:
+    scales = dict(optimizer_cfg.get("lr_scales", {}) or {})
+    if not frozen and not scales:
         return tx
-    labels = lambda params: jax.tree_util.tree_map(  # noqa: E731
-        lambda f: "frozen" if f else "train",
-        prefix_mask(params, frozen, "config.optimizer.frozen"))
-    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+    transforms = {"train": tx, "frozen": optax.set_to_zero()}
+    for i, (prefix, scale) in enumerate(sorted(scales.items())):
+        transforms[f"scale{i}"] = _base_optimizer(
+            optimizer_cfg, lambda count, s=float(scale): s * schedule(count))
+
+    def labels(params):
+        out = jax.tree_util.tree_map(lambda _: "train", params)
+        for i, prefix in enumerate(sorted(scales)):
+            mask = prefix_mask(params, (prefix,), "config.optimizer.lr_scales")
+            out = jax.tree_util.tree_map(lambda m, l, i=i: f"scale{i}" if m else l, mask, out)
+        mask = prefix_mask(params, frozen, "config.optimizer.frozen")
+        return jax.tree_util.tree_map(lambda m, l: "frozen" if m else l, mask, out)
+
+    return optax.multi_transform(transforms, labels)
 
 
 def _base_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTransformation:

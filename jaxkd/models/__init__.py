@@ -20,7 +20,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxkd.models import densenet, mobilenet_v2, resnet_cifar, resnet_imagenet, wide_resnet
+from jaxkd.models import (densenet, mobilenet_v2, resnet_cifar, resnet_imagenet, route_pair,
+                          wide_resnet)
 from jaxkd.models.common import ModelSpec
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -28,9 +29,17 @@ for _family in (resnet_cifar, densenet, wide_resnet, mobilenet_v2, resnet_imagen
     _REGISTRY.update(_family.MODELS)
 
 
+def _route_pair_spec() -> ModelSpec:
+    """`route_pair`: a teacher and a student of the zoo trained together ([RCO] RL)."""
+    return ModelSpec(route_pair.RoutePair, dict(build=get_model),
+                     dict(teacher_model="resnet20", student_model="resnet8",
+                          teacher_overrides=(), student_overrides=()),
+                     route_pair.validate, 32)
+
+
 def list_models() -> list[str]:
     """Names accepted by `get_model`, sorted."""
-    return sorted(_REGISTRY)
+    return sorted([*_REGISTRY, "route_pair"])
 
 
 def model_overrides(name: str) -> dict[str, Any]:
@@ -78,6 +87,8 @@ def get_model(name: str, *, num_classes: int, dtype: Any = jnp.float32,
 
 
 def _lookup(name: str) -> ModelSpec:
+    if name == "route_pair":
+        return _route_pair_spec()
     try:
         return _REGISTRY[name]
     except KeyError:
