@@ -29,9 +29,16 @@ SGD Nesterov 0.9, wd 5e-4, batch 128, 200 epochs, lr 0.1 multiplied by 0.2 at ep
 the WRN paper's "reflections of original image") + flip.
 Deviations: the paper's students are built to match the DenseNet's block output shapes
 (4 residual units per stage with 0.5x or 1x the channels of the dense block outputs) and
-share the teacher's first convolution and classifier, frozen; the zoo has no such models
-and jaxkd no layer sharing/freezing, so the student is the closest zoo network (WRN-28-10)
-trained entirely from scratch.
+share the teacher's first convolution and classifier, frozen. jaxkd has the sharing
+(`config.init.subtrees`: copied from a checkpoint) and the freezing
+(`config.optimizer.frozen`), tested in tests/test_init.py, but the zoo has no matched
+students: the paper does not give their stage widths (basic pre-activation blocks of
+480/660/1500 channels would have 722 M parameters against the paper's 17.7 M), so this
+student is the closest zoo network (WRN-28-10) trained entirely from scratch; the shape
+check refuses to share WRN-28-10's 16-channel first convolution with the DenseNet's.
+Shared and frozen, for a student whose `Conv_0` and `head` match the teacher's: method
+`kd` with `config.teacher.checkpoint` = `config.init.checkpoint` = the gen0 phase dir,
+and `config.init.subtrees` = `config.optimizer.frozen` = `('Conv_0', 'head')`.
 
 LSR baseline (no LSR row in [BAN]; independent reproductions find label smoothing
 often matches born-again gains): `--config.method=baseline --config.loss.label_smoothing=0.1`
