@@ -33,10 +33,42 @@ class CheckpointError(ValueError):
 
 
 def _manager(directory: pathlib.Path, *, keep: int | None, async_save: bool):
+    """A manager of `state` + `meta` step folders keeping the newest `keep` (None: all)."""
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=async_save,
-        cleanup_tmp_directories=True)
-    return ocp.CheckpointManager(directory.absolute(), options=options, item_names=_ITEMS)
+        create=True, enable_async_checkpointing=async_save, cleanup_tmp_directories=True,
+        **_keep_newest(keep))
+    registry = _handler_registry()
+    if registry is None:   # an orbax without handler registries
+        return ocp.CheckpointManager(directory.absolute(), options=options, item_names=_ITEMS)
+    return ocp.CheckpointManager(directory.absolute(), options=options,
+                                 handler_registry=registry)
+
+
+def _keep_newest(keep: int | None) -> dict:
+    """Options keeping the `keep` newest steps: orbax's `preservation_policy` where it
+    exists (`max_to_keep` is deprecated in its favour), else `max_to_keep`."""
+    if keep is None:
+        return {}
+    latest_n = getattr(getattr(ocp, "checkpoint_managers", None), "LatestN", None)
+    fields = getattr(ocp.CheckpointManagerOptions, "__dataclass_fields__", {})
+    if latest_n is not None and "preservation_policy" in fields:
+        return {"preservation_policy": latest_n(n=keep)}
+    return {"max_to_keep": keep}
+
+
+def _handler_registry():
+    """The `state` (standard pytree) and `meta` (JSON) items as a handler registry (the
+    manager's `item_names` is deprecated in its favour); None where orbax has none. Same
+    handlers and on-disk layout as `item_names` resolved from the args."""
+    registry_cls = getattr(getattr(ocp, "handlers", None), "DefaultCheckpointHandlerRegistry",
+                           None)
+    if registry_cls is None:
+        return None
+    registry = registry_cls()
+    for item, args in (("state", ocp.args.StandardSave), ("state", ocp.args.StandardRestore),
+                       ("meta", ocp.args.JsonSave), ("meta", ocp.args.JsonRestore)):
+        registry.add(item, args)
+    return registry
 
 
 def _save_args(state, meta: dict):

@@ -488,6 +488,8 @@ class LossSpec:
       check: ``check(params, num_classes)`` on the complete (defaults-merged) params;
         raises ``ValueError`` naming ``config.loss.<param>``.
       needs_features: whether ``fn`` reads penultimate features (the hint loss).
+      needs_model: the model the loss is written for ('' = any): 'online_route' reads
+        the `route_pair`'s teacher logits.
     """
 
     name: str
@@ -496,6 +498,7 @@ class LossSpec:
     defaults: Mapping[str, Any]
     check: Callable[[Mapping[str, Any], int], None] = lambda params, num_classes: None
     needs_features: bool = False
+    needs_model: str = ""
 
     def resolve(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Returns the defaults updated with ``params``; unknown names are an error."""
@@ -700,7 +703,8 @@ LOSSES: Mapping[str, LossSpec] = _registry(
     LossSpec("online_route", _online_route_fn, False,
              {"kl_weight": 1.0, "temperature": 5.0, "teacher_weight": 1.0},
              _checker({"kl_weight": _nonneg, "temperature": _check_positive,
-                       "teacher_weight": _nonneg}), needs_features=True),
+                       "teacher_weight": _nonneg}), needs_features=True,
+             needs_model="route_pair"),
 )
 
 

@@ -7,6 +7,8 @@ Config fields can be overridden on the command line: `--config.num_epochs=2`.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import sys
@@ -21,6 +23,32 @@ from jaxkd.data.dataset import DataUnavailableError
 from jaxkd.engine import sharding
 from jaxkd.engine.loop import NonFiniteError
 
+
+def _load_config_source(module_name: str, module_path: str):
+    """ml_collections' config-file loader, without the deprecated `loader.load_module()`
+    (a DeprecationWarning since Python 3.10, slated for removal): same module, same
+    `sys.modules` entry, through `exec_module`."""
+    loader = importlib.machinery.SourceFileLoader(module_name, module_path)
+    spec = importlib.util.spec_from_file_location(module_name, module_path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def _use_exec_module_for_config_files() -> None:
+    """Swaps in `_load_config_source` while ml_collections still loads with `load_module`."""
+    lib = getattr(config_flags, "config_flags", None)
+    code = getattr(getattr(lib, "_load_source", None), "__code__", None)
+    if code is not None and "load_module" in code.co_names:
+        lib._load_source = _load_config_source
+
+
+_use_exec_module_for_config_files()
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, results.")

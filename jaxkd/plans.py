@@ -432,6 +432,9 @@ def validate_losses(plan: list[Phase], num_classes: int) -> None:
                 raise
             raise ValueError(str(err).replace("config.loss.", phase.loss_source + ".")) \
                 from err
+        if spec.needs_model and phase.model != spec.needs_model:
+            raise ValueError(f"phase {phase.name!r}: loss {phase.loss!r} needs the model "
+                             f"{spec.needs_model!r}, got {phase.model!r} (config.loss.name)")
         if spec.needs_teacher and phase.teacher is None:
             raise ValueError(f"phase {phase.name!r}: loss {phase.loss!r} needs a teacher "
                              f"(config.loss.name)")

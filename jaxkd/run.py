@@ -305,6 +305,15 @@ class Runner:
         return record
 
     def run(self) -> dict:
+        try:
+            return self._run()
+        finally:
+            # Also when a phase fails: an open tensorboardX writer is otherwise closed by its
+            # atexit hook, which on Python >= 3.12 fails ("can't create new thread at
+            # interpreter shutdown") and loses the events still queued.
+            self.writer.close()
+
+    def _run(self) -> dict:
         t0 = time.time()
         records, index = [], 0
         while index < len(self.plan):
@@ -317,7 +326,6 @@ class Runner:
                    "run_wall_time": time.time() - t0,
                    "provenance": provenance.read(self.workdir)}
         write_json_atomic(self.workdir / "results.json", _strip_history(results))
-        self.writer.close()
         return results
 
 

@@ -26,8 +26,19 @@ import sys
 
 REPO_URL = "{REPO_URL}"   # placeholder: set to this repository
 if importlib.util.find_spec("jaxkd") is None:   # e.g. a fresh Colab runtime
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{{REPO_URL}}"],
-                   check=True)
+    # Keep the runtime's jax/jaxlib (its TPU/GPU build): pinned as constraints, pip either
+    # installs jaxkd beside them (jaxkd declares ranges) or stops with a conflict.
+    import importlib.metadata as metadata
+    keep = []
+    for dist in ("jax", "jaxlib"):
+        try:
+            keep.append(f"{{dist}}=={{metadata.version(dist)}}")
+        except metadata.PackageNotFoundError:
+            pass
+    constraints = pathlib.Path("jaxkd_keep_runtime.txt")
+    constraints.write_text("\\n".join(keep) + "\\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", str(constraints),
+                    f"jaxkd[tfds] @ git+{{REPO_URL}}"], check=True)
 # configs/ (the papers' settings) is not part of the package: use the checkout this notebook
 # lives in, else clone one.
 REPO_DIR = next((d for d in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
@@ -42,8 +53,10 @@ INSTALL_NOTE = """## Install
 
 Skipped when `jaxkd` is importable (a local checkout installed with `pip install -e .`).
 On Colab it installs the library from git (set `REPO_URL` in the next cell to where this
-repository lives). If pip replaced the runtime's `jax`, restart the runtime once and run
-again. On a TPU runtime the `jax[tpu]` wheel must match the pinned jax version."""
+repository lives) with the `tfds` extra, keeping the runtime's own `jax` and `jaxlib` (its
+TPU or GPU build): they are passed to pip as constraints, so pip installs jaxkd beside them
+or, if the runtime's jax is outside jaxkd's supported range (jax 0.10.2 to 0.12.x, see
+`pyproject.toml`), stops with a version conflict instead of replacing it."""
 
 RUNTIME = '''import jax
 
@@ -112,6 +125,8 @@ def _common(params: str) -> list:
 def quickstart() -> list:
     intro = """# jaxkd quickstart: a teacher and a born-again student
 
+**Runtime:** any; a CPU runtime is enough (about 2 minutes on 2 cores).
+
 Trains a ResNet-8 teacher and a born-again ResNet-8 student on the CIFAR-10 sample shipped
 with the package (no download) with `configs/quickstart.py`, then shows the run's report:
 accuracy per phase, training curves, secondary information (Yang et al. 2018, Table 1 and
@@ -137,6 +152,9 @@ print(config)'''
 
 def snapshot_distillation() -> list:
     intro = """# Snapshot distillation on CIFAR-100 (Colab TPU / GPU)
+
+**Runtime:** a Colab TPU (v2-8 or newer; the batch splits over its 8 cores) or a GPU
+runtime for the paper-sized run; `TINY = True` runs on CPU.
 
 Yang et al., *Snapshot Distillation: Teacher-Student Optimization in One Generation*,
 CVPR 2019. One run of `NUM_EPOCHS` split into `CYCLES` mini-generations; the learning rate
@@ -177,6 +195,9 @@ display(Markdown(report.sd_section(records, analysis.load_results(run_dir))))'''
 
 def tolerant_teacher() -> list:
     intro = """# Tolerant teachers: knowledge distillation in generations (Colab TPU / GPU)
+
+**Runtime:** a GPU runtime (or a Colab TPU) for the paper-sized run; `TINY = True` runs on
+CPU.
 
 Yang et al., *Knowledge Distillation in Generations: More Tolerant Teachers Educate Better
 Students*. A patriarch is trained with `eta CE + (1 - eta) TSD` (top score difference over

@@ -81,3 +81,6 @@ def test_online_rco_trains_teacher_and_student_together(npz, tmp_path):
     bad = tiny_config(npz, "rco", **{"rco.mode": "online", "rco.teacher_epochs": 3})
     with pytest.raises(ValueError, match="config.rco.teacher_epochs=3"):
         plans.build(bad)
+    alone = tiny_config(npz, **{"loss.name": "online_route"})     # no pair to train
+    with pytest.raises(ValueError, match="needs the model 'route_pair'"):
+        plans.validate_losses(plans.build(alone), 4)

@@ -26,8 +26,24 @@ STREAM_BYTES = 4 << 30
 _CHUNK = 512
 
 
+def import_tfds():
+    """tensorflow_datasets, imported only by this source (an optional extra of jaxkd).
+
+    Raises:
+        DataUnavailableError: naming the extra to install, or the local alternatives.
+    """
+    try:
+        import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    except ImportError as err:
+        raise DataUnavailableError(
+            f"config.data.source='tfds' needs TensorFlow Datasets, which is not installed "
+            f"({err}): pip install 'jaxkd[tfds]', or read a local copy with "
+            f"--config.data.source=cifar_binary / image_folder / npz (docs/data.md)") from err
+    return tfds
+
+
 def _builder(name: str, data_dir: str):
-    import tensorflow_datasets as tfds  # Imported lazily: only this source needs it.
+    tfds = import_tfds()
     check(bool(name), "config.data.name must name a TFDS data set (e.g. 'cifar100') when "
           "config.data.source='tfds'")
     try:
@@ -177,7 +193,7 @@ def load(name: str, *, data_dir: str = "", label_key: str = "label", image_key: 
     Returns:
         RawData of ArrayDatasets, or of StreamingDatasets for large data sets.
     """
-    import tensorflow_datasets as tfds
+    tfds = import_tfds()
     builder = _builder(name, data_dir)
     info = builder.info
     supervised = info.supervised_keys or ("image", None)

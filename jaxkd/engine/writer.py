@@ -34,8 +34,11 @@ class MetricWriter:
         self.enabled = jax.process_index() == 0
         self.path = pathlib.Path(workdir) / "metrics.jsonl"
         self._tb = None
-        if self.enabled and tensorboard:
-            self._tb = _summary_writer(pathlib.Path(workdir) / "tensorboard")
+        # Opened at the first scalar: a writer that never writes leaves no event file and
+        # no tensorboardX atexit hook (which fails on Python >= 3.12 for an unused writer:
+        # "can't create new thread at interpreter shutdown").
+        self._tb_dir = pathlib.Path(workdir) / "tensorboard" if self.enabled and tensorboard \
+            else None
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Writes `record` (must hold 'phase', 'kind' and 'step'); scalars go to TensorBoard."""
@@ -43,10 +46,12 @@ class MetricWriter:
             return
         with self.path.open("a") as f:
             f.write(json.dumps(dict(record), sort_keys=True) + "\n")
-        if self._tb is not None:
+        if self._tb_dir is not None:
             prefix = f"{record['phase']}/{record['kind']}"
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                    if self._tb is None:
+                        self._tb = _summary_writer(self._tb_dir)
                     self._tb.add_scalar(f"{prefix}/{key}", value, record["step"])
 
     def drop_after(self, phase: str, step: int) -> int:
@@ -81,3 +86,5 @@ class MetricWriter:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
+        self._tb_dir = None
