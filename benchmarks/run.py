@@ -94,6 +94,14 @@ def _h_profile(r):
     return [(f"{k} ms/step", _f(v)) for k, v in r["by_kind"].items() if v >= 1.0]
 
 
+def _h_digests(r):
+    return [("save ms (no manifest)", _f(r["variants"]["save"]["median_s"] * 1e3)),
+            ("save ms (with manifest)", _f(r["variants"]["save_digests"]["median_s"] * 1e3)),
+            ("save with / without", _f(r["save_ratio"], ".3f")),
+            ("restore verified / unverified", _f(r["restore_ratio"], ".3f")),
+            ("manifest alone ms", _f(r["variants"]["manifest"]["median_s"] * 1e3))]
+
+
 def _h_generic(r):
     return [(k, _f(v)) for k, v in r.items() if isinstance(v, (int, float))][:8]
 
@@ -119,6 +127,7 @@ def cpu_suite() -> list[Entry]:
          _h_scaling),
         ("profile_step", "benchmarks.profile_step",
          ["--model=resnet20", "--batch_size=32", "--steps=2"], _h_profile),
+        ("digests", "benchmarks.digests", ["--model=resnet20", "--rounds=15"], _h_digests),
     ]
 
 
@@ -167,6 +176,8 @@ def smoke_suite() -> list[Entry]:
           "--train_per_class=2", "--batch_size=10", "--eval_batch_size=500"], _h_whole),
         ("scaling", "benchmarks.scaling",
          ["--devices=1,2", "--model=resnet8", "--batch_size=8", "--steps=2"], _h_scaling),
+        ("digests", "benchmarks.digests", ["--model=resnet8", "--rounds=2", "--warmup=1"],
+         _h_digests),
     ]
 
 

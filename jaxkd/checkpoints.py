@@ -4,19 +4,36 @@ Layout of a phase directory::
 
     <workdir>/phases/<phase>/ckpt/<step>/   periodic (async, keep a few), state + meta
     <workdir>/phases/<phase>/final/<step>/  the phase's immutable final checkpoint
+    <workdir>/phases/<phase>/anchors/<epoch>/  RCO anchors (kept for good)
+    <workdir>/phases/<phase>/damaged/       damaged periodic checkpoints set aside
+    .../<step>/digests.json                 SHA-256 of every file of the step folder
 
 Every write goes through orbax's commit protocol (a temporary directory renamed when
 complete), so a crash leaves either the previous checkpoint or the new one, never half of
 one. A final checkpoint is written once and never rewritten. Restores are checked against
 the expected tree (structure, shapes, dtypes): a checkpoint of another model is an error,
 and an unreadable one is skipped with a warning naming it.
+
+Digests. Orbax stores no checksums, so a flipped bit in an array file would restore
+silently. Once orbax has committed a step, jaxkd writes `<step>/digests.json` (atomically:
+a temporary file renamed) holding the size and SHA-256 of every other file of the step
+folder. Every restore checks the folder against it first; a file that differs, is missing,
+or is not in the manifest (or a manifest that cannot be parsed) makes the checkpoint
+unreadable, exactly like a file orbax cannot read. A step without a manifest (written by
+a jaxkd older than the digests, or whose process stopped between orbax's commit and the
+manifest) is restored unverified, with a warning; jaxkd never writes a manifest for a step
+it did not just save, since that would bless whatever is on disk now.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
+import os
 import pathlib
+import threading
 import time
 from typing import Any
 
@@ -30,6 +47,109 @@ _ITEMS = ("state", "meta")
 
 class CheckpointError(ValueError):
     """A checkpoint exists but cannot be used (corrupt, or of another model)."""
+
+
+MANIFEST = "digests.json"
+_MANIFEST_FORMAT = "jaxkd-checkpoint-digests"
+_MANIFEST_VERSION = 1
+_MANIFEST_TMP = "." + MANIFEST + ".tmp"     # prefix of the manifest's temporary file
+_unverified_warned: set[str] = set()        # step folders already warned about
+
+
+def _step_files(step_dir: pathlib.Path) -> list[str]:
+    """The files of a step folder a manifest covers (relative POSIX paths, sorted)."""
+    return sorted(p.relative_to(step_dir).as_posix() for p in step_dir.rglob("*")
+                  if p.is_file() and p.name != MANIFEST
+                  and not p.name.startswith(_MANIFEST_TMP))
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(step_dir: pathlib.Path) -> None:
+    """Writes `<step_dir>/digests.json`: size and SHA-256 of every file of the folder.
+
+    Called once orbax has committed the step. The JSON is written to a temporary file that
+    is flushed to disk and renamed, so a kill leaves either no manifest or a whole one.
+    """
+    step_dir = pathlib.Path(step_dir)
+    files = {name: {"size": (step_dir / name).stat().st_size,
+                    "sha256": _sha256(step_dir / name)} for name in _step_files(step_dir)}
+    text = json.dumps({"format": _MANIFEST_FORMAT, "version": _MANIFEST_VERSION,
+                       "algorithm": "sha256", "files": files},
+                      sort_keys=True, separators=(",", ":"))
+    tmp = step_dir / f"{_MANIFEST_TMP}-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, step_dir / MANIFEST)
+
+
+def _read_manifest(step_dir: pathlib.Path, where: str) -> dict | None:
+    """The manifest's {file: {size, sha256}}, None when the step has none."""
+    path = step_dir / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+        files = manifest["files"]
+        ok = (manifest["format"] == _MANIFEST_FORMAT and manifest["algorithm"] == "sha256"
+              and manifest["version"] == _MANIFEST_VERSION and isinstance(files, dict)
+              and all(isinstance(v, dict) and isinstance(v.get("size"), int)
+                      and isinstance(v.get("sha256"), str) for v in files.values()))
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"checkpoint {where} is unreadable: its digest manifest "
+                              f"{MANIFEST} is damaged ({type(err).__name__})") from err
+    if not ok:
+        raise CheckpointError(f"checkpoint {where} is unreadable: its digest manifest "
+                              f"{MANIFEST} is damaged (unexpected fields or values)")
+    return files
+
+
+def verify_manifest(step_dir: pathlib.Path, where: str | None = None) -> bool:
+    """Checks a step folder against its digest manifest.
+
+    Returns:
+        True when every file matches, False when the step has no manifest (restorable,
+        unverified: a warning is logged once per folder).
+
+    Raises:
+        CheckpointError: naming the folder and the first file (in sorted order) that
+            differs from, is missing from, or is not in the manifest.
+    """
+    step_dir = pathlib.Path(step_dir)
+    where = where or str(step_dir)
+    expected = _read_manifest(step_dir, where)
+    if expected is None:
+        if where not in _unverified_warned:
+            _unverified_warned.add(where)
+            log.warning("checkpoint %s has no %s (written by a jaxkd older than the digests, "
+                        "or the run stopped between the commit and the manifest): restoring "
+                        "it unverified", where, MANIFEST)
+        return False
+    found = _step_files(step_dir)
+    names = sorted(set(expected) | set(found))
+    for name in names:
+        path = step_dir / name
+        if name not in expected:
+            problem = "is not in the manifest"
+        elif name not in found:
+            problem = "is missing"
+        elif path.stat().st_size != expected[name]["size"]:
+            problem = (f"has {path.stat().st_size} bytes instead of {expected[name]['size']}")
+        elif _sha256(path) != expected[name]["sha256"]:
+            problem = "does not match its SHA-256"
+        else:
+            continue
+        raise CheckpointError(f"checkpoint {where} is unreadable: its file {name} {problem} "
+                              f"(digests recorded in {MANIFEST} when it was saved)")
+    return True
 
 
 def _manager(directory: pathlib.Path, *, keep: int | None, async_save: bool):
@@ -94,7 +214,11 @@ def _check_same_tree(expected, found, where: str) -> None:
                               f"(different tree structure, shapes or dtypes)")
 
 
-def _restore_step(manager, step: int, abstract_state, where: str):
+def _restore_step(manager, step: int, abstract_state, where: str, *, verify: bool = True):
+    """Restores (state, meta) of one step folder, checked against its digests (unless the
+    caller has just done so) and against the expected tree."""
+    if verify:
+        verify_manifest(pathlib.Path(where), where)
     try:
         restored = manager.restore(step, args=_restore_args(abstract_state))
     except Exception as err:  # orbax raises many types for damaged files
@@ -112,13 +236,59 @@ class PhaseCheckpoints:
         self._periodic = _manager(self.phase_dir / "ckpt", keep=keep, async_save=async_save)
         self._final = _manager(self.phase_dir / "final", keep=None, async_save=False)
         self._anchors = None
+        self._async = async_save
+        self._sealer: threading.Thread | None = None   # writes the newest step's manifest
+        self._sealer_error: BaseException | None = None
+        self._final_checked: dict[int, CheckpointError | None] = {}
 
     def save(self, step: int, state, meta: dict) -> None:
-        """Starts an asynchronous periodic save (the previous one is awaited first)."""
+        """Starts an asynchronous periodic save (the previous one is awaited first).
+
+        Its digest manifest is written by a background thread as soon as orbax has
+        committed the step; the next save, `wait` and `close` wait for that thread first
+        (so orbax never deletes an old step while it is being hashed).
+        """
+        self._join_sealer()
         self._periodic.save(step, args=_save_args(state, meta), force=True)
+        if not self._async:
+            self._seal_committed(self._periodic, step)
+            return
+        self._sealer = threading.Thread(target=self._seal_when_committed, args=(step,),
+                                        name=f"jaxkd-digests-{step}", daemon=True)
+        self._sealer.start()
+
+    def _seal_when_committed(self, step: int) -> None:
+        try:
+            self._seal_committed(self._periodic, step)
+        except BaseException as err:  # re-raised in the main thread by _join_sealer
+            self._sealer_error = err
+
+    def _join_sealer(self) -> None:
+        if self._sealer is not None:
+            self._sealer.join()
+            self._sealer = None
+        if self._sealer_error is not None:
+            err, self._sealer_error = self._sealer_error, None
+            raise err
+
+    @staticmethod
+    def _seal_committed(manager, step: int, *, barrier: bool = False) -> None:
+        """Waits for orbax's commit of `step`, then writes its manifest (process 0).
+
+        With `barrier`, every process waits for the manifest (final checkpoints and
+        anchors, read by the next phase or run): called by every process then.
+        """
+        manager.wait_until_finished()
+        step_dir = pathlib.Path(manager.directory) / str(step)
+        if jax.process_index() == 0 and step_dir.is_dir():
+            write_manifest(step_dir)
+        if barrier and jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            multihost_utils.sync_global_devices(f"jaxkd digests {step_dir}")
 
     def wait(self) -> None:
-        """Blocks until every started save is committed to disk."""
+        """Blocks until every started save is committed to disk, with its manifest."""
+        self._join_sealer()
         self._periodic.wait_until_finished()
         if self._anchors is not None:
             self._anchors.wait_until_finished()
@@ -182,7 +352,7 @@ class PhaseCheckpoints:
             self._anchors = _manager(self.phase_dir / "anchors", keep=None, async_save=False)
         if epoch not in self._anchors.all_steps():
             self._anchors.save(epoch, args=_save_args(state, {"epoch": epoch}), force=True)
-            self._anchors.wait_until_finished()
+            self._seal_committed(self._anchors, epoch, barrier=True)
 
     def anchor_epochs(self) -> list[int]:
         """Epochs at which anchors were kept, ascending."""
@@ -192,30 +362,60 @@ class PhaseCheckpoints:
         return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
     def has_final(self) -> bool:
-        return self._final.latest_step() is not None
+        """Whether the phase is finished: its final checkpoint exists and is intact.
+
+        Raises:
+            CheckpointError: the final checkpoint exists but its files no longer match
+                their digests (or its manifest is damaged); the message names the folder
+                and says how to retrain the phase.
+        """
+        step = self._final.latest_step()
+        if step is None:
+            return False
+        self._check_final(step)
+        return True
+
+    def _check_final(self, step: int) -> None:
+        """Verifies final/<step> against its manifest once per instance."""
+        if step not in self._final_checked:
+            where = str(self.phase_dir / "final" / str(step))
+            try:
+                verify_manifest(self.phase_dir / "final" / str(step), where)
+                self._final_checked[step] = None
+            except CheckpointError as err:
+                self._final_checked[step] = CheckpointError(
+                    f"the phase is finished but its final {err}\n{self._final_hint()}")
+        if self._final_checked[step] is not None:
+            raise self._final_checked[step]
 
     def save_final(self, state, meta: dict) -> None:
         """Writes the phase's final checkpoint once; an existing one is never rewritten."""
         self.wait()
-        if self.has_final():
+        if self._final.latest_step() is not None:
             raise CheckpointError(f"final checkpoint of {self.phase_dir} exists already")
-        self._final.save(int(meta.get("step", 0)), args=_save_args(state, meta))
-        self._final.wait_until_finished()
+        step = int(meta.get("step", 0))
+        self._final.save(step, args=_save_args(state, meta))
+        self._seal_committed(self._final, step, barrier=True)
 
     def restore_final(self, abstract_state):
-        """Returns (state, meta) of the final checkpoint."""
+        """Returns (state, meta) of the final checkpoint (verified against its digests)."""
         step = self._final.latest_step()
         if step is None:
             raise CheckpointError(f"no final checkpoint in {self.phase_dir / 'final'}")
+        self._check_final(step)
         try:
             return _restore_step(self._final, step, abstract_state,
-                                 str(self.phase_dir / "final" / str(step)))
+                                 str(self.phase_dir / "final" / str(step)), verify=False)
         except CheckpointError as err:
             raise CheckpointError(f"{err}\n{self._final_hint()}") from err
 
     def final_meta(self) -> dict[str, Any]:
-        """The final checkpoint's JSON metadata, without reading any array."""
+        """The final checkpoint's JSON metadata, without reading any array (the files are
+        checked against their digests)."""
         step = self._final.latest_step()
+        if step is None:
+            raise CheckpointError(f"no final checkpoint in {self.phase_dir / 'final'}")
+        self._check_final(step)
         try:
             restored = self._final.restore(step, args=ocp.args.Composite(
                 meta=ocp.args.JsonRestore()))
@@ -226,8 +426,11 @@ class PhaseCheckpoints:
                 f"{type(err).__name__}: {str(err)[:300]}\n{self._final_hint()}") from err
 
     def _final_hint(self) -> str:
-        return (f"A final checkpoint is never rewritten in place: delete "
-                f"{self.phase_dir / 'final'} to train phase '{self.phase_dir.name}' again.")
+        return (f"A final checkpoint is never rewritten in place. To train phase "
+                f"'{self.phase_dir.name}' again, move {self.phase_dir / 'final'} away (e.g. "
+                f"into {self.phase_dir / 'damaged'}) or delete it: the rerun resumes from the "
+                f"phase's newest good periodic checkpoint in {self.phase_dir / 'ckpt'}; or "
+                f"delete {self.phase_dir} to train the phase from its start.")
 
     def close(self) -> None:
         self.wait()
@@ -283,6 +486,7 @@ def _step_dir(path: str | pathlib.Path, what: str) -> pathlib.Path:
 
 
 def _restore_variables(step_dir: pathlib.Path, abstract_state) -> dict:
+    verify_manifest(step_dir)
     with ocp.StandardCheckpointer() as ckptr, _without_item_metadata_warning():
         try:
             tree = ckptr.restore(step_dir / "state", _partial_target(ckptr, step_dir,

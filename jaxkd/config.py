@@ -7,11 +7,14 @@ error names the field the user wrote (`config.loss.temperature must be > 0, got 
 
 from __future__ import annotations
 
+import difflib
+
 import ml_collections
 
 DTYPES = ("float32", "bfloat16")
 INITS = ("fresh", "continue")
 NONFINITE_POLICIES = ("stop", "skip")
+_INF = float("inf")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -121,12 +124,17 @@ def _validate_choices(config: ml_collections.ConfigDict) -> None:
            f"config.optimizer.name must be 'sgd' or 'adamw', got {opt.name!r}")
     _check(opt.decay_mask in ("all", "no_bn_bias"),
            f"config.optimizer.decay_mask must be 'all' or 'no_bn_bias', got {opt.decay_mask!r}")
-    _check(isinstance(opt.weight_decay, (int, float)) and opt.weight_decay >= 0,
-           f"config.optimizer.weight_decay must be >= 0, got {opt.weight_decay!r}")
+    _check(isinstance(opt.weight_decay, (int, float)) and 0 <= opt.weight_decay < _INF,
+           f"config.optimizer.weight_decay must be a finite number >= 0, got "
+           f"{opt.weight_decay!r}")
     _check(isinstance(opt.momentum, (int, float)) and 0 <= opt.momentum < 1,
            f"config.optimizer.momentum must be in [0, 1), got {opt.momentum!r}")
-    _check(isinstance(config.schedule.base_lr, (int, float)) and config.schedule.base_lr > 0,
-           f"config.schedule.base_lr must be > 0, got {config.schedule.base_lr!r}")
+    for group in ("schedule", "snapshot", "rco"):
+        field = {"schedule": "base_lr", "snapshot": "peak_lr", "rco": "teacher_lr"}[group]
+        value = config[group][field]
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool)
+               and 0 < value < _INF,
+               f"config.{group}.{field} must be a finite number > 0, got {value!r}")
 
 
 def _check_paths(value, field: str) -> None:
@@ -186,3 +194,37 @@ def check_known_fields(config: ml_collections.ConfigDict,
                 and isinstance(reference[key], ml_collections.ConfigDict) \
                 and not key.endswith("overrides") and len(reference[key]):
             check_known_fields(value, reference[key], f"{prefix}.{key}")
+
+
+def nearest_fields(config: ml_collections.ConfigDict | None, field: str, n: int = 3
+                   ) -> list[str]:
+    """The fields of `config` (default: the schema) whose names are closest to `field`.
+
+    Args:
+        config: a config (its keys, nested, are the candidates).
+        field: what the user wrote, e.g. 'learning_rate' or 'schedule.baselr'.
+
+    Returns:
+        Up to `n` dotted names ('config.schedule.base_lr'), closest first: by the whole
+        path, then by initials ('learning_rate' -> the '*_lr' fields), then by the last
+        name alone.
+    """
+    def leaves(c, prefix=""):
+        for key, value in c.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, ml_collections.ConfigDict) and len(value):
+                yield from leaves(value, path + ".")
+            else:
+                yield path
+    paths = list(leaves(config if config is not None else default_config()))
+    by_path = difflib.get_close_matches(field, paths, n=n, cutoff=0.75)
+    name = field.rsplit(".", 1)[-1]
+    words = [w for w in name.split("_") if w]
+    initials = "".join(w[0] for w in words)        # learning_rate -> lr, weight_decay -> wd
+    by_initials = sorted((p for p in paths if len(words) > 1
+                          and initials in p.rsplit(".", 1)[-1].split("_")),
+                         key=lambda p: p.rsplit("_", 1)[-1] != initials)   # '*_lr' first
+    last = {p.rsplit(".", 1)[-1]: p for p in paths}
+    by_name = [last[m] for m in difflib.get_close_matches(name, list(last), n=n, cutoff=0.6)]
+    out = list(dict.fromkeys(by_path + by_initials + by_name))[:n]
+    return [f"config.{p}" for p in out]

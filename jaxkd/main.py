@@ -18,10 +18,8 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxkd import run as run_lib
-from jaxkd.data.dataset import DataUnavailableError
+from jaxkd import config as config_lib, exit_codes, run as run_lib
 from jaxkd.engine import sharding
-from jaxkd.engine.loop import NonFiniteError
 
 
 def _load_config_source(module_name: str, module_path: str):
@@ -67,22 +65,19 @@ def main(argv) -> None:
     if _CPU_SPLIT.value and isinstance(config.batch_size, int) and \
             isinstance(config.eval_batch_size, int) and isinstance(config.num_devices, int):
         sharding.split_host_cpu(config)   # before any backend starts; bad types: run() says
-    sharding.initialize_distributed()
-    log.info("config:\n%s", config)
-    log.info("process %d/%d, devices: %s", jax.process_index(), jax.process_count(),
-                 jax.devices())
     try:
+        sharding.initialize_distributed()
+        log.info("config:\n%s", config)
+        log.info("process %d/%d, devices: %s", jax.process_index(), jax.process_count(),
+                 jax.devices())
         results = run_lib.run(config, _WORKDIR.value)
-    except ValueError as err:  # bad input: a clear message, no traceback from inside JAX
-        logging.getLogger("jaxkd").error("%s", err)
-        sys.exit(2)
-    except DataUnavailableError as err:  # environment: no network, no local copy
-        logging.getLogger("jaxkd").error("%s", err)
-        sys.exit(5)
-    except NonFiniteError as err:  # diverged: which step, which phase, what to resume from
-        logging.getLogger("jaxkd").error("%s", err)
-        sys.exit(3)
     except Exception as err:  # pylint: disable=broad-except
+        known = exit_codes.classify(err)
+        if known is not None:    # a clear message, no traceback from inside JAX or orbax
+            log.error("%s", known[1])
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(known[0]) if jax.process_count() > 1 else sys.exit(known[0])
         if jax.process_count() == 1:
             raise
         exit_multi_process(err)
@@ -107,10 +102,23 @@ def exit_multi_process(err: Exception) -> None:
     os._exit(4)
 
 
+class _OneLineLibraryErrors(logging.Filter):
+    """Orbax's errors as one line each, without their tracebacks: a failed save (a full
+    disk) reaches jaxkd as an exception, which the CLI reports in one line and an exit
+    code; orbax's background threads would print a traceback block per thread first."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "/orbax/" in (record.pathname or "") and record.exc_info:
+            record.exc_info, record.exc_text = None, None
+            record.msg, record.args = " ".join(record.getMessage().split())[:300], ()
+        return True
+
+
 def quiet_library_logs() -> None:
     """jaxkd's own INFO lines stay; orbax's and absl's per-save chatter goes to WARNING."""
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("absl").addFilter(_OneLineLibraryErrors())
     logging.getLogger("jaxkd").setLevel(logging.INFO)
 
 
@@ -127,9 +135,42 @@ def format_results(results: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with an override of a field the config lacks as one line.
+
+    ml_collections raises AttributeError deep inside flag parsing for
+    `--config.learning_rate=0.1` (57 lines of traceback); this names the field, the
+    nearest ones of the config, and exits with code 2.
+    """
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:   # what absl's own parser prints, code 1 as before
+        print(f"FATAL Flags parsing error: {err}", file=sys.stderr)
+        print("Pass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
+        sys.exit(1)
+    except (AttributeError, KeyError) as err:
+        field = next((a.split("=", 1)[0][2:] for a in argv[1:]
+                      if a.startswith("--config.") and str(err).strip("'\"") in a), "")
+        close = config_lib.nearest_fields(_loaded_config(argv), field) if field else []
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        print(f"FATAL {'--' + field if field else err}: the config has no such field"
+              f"{hint} (see `--config` file and jaxkd.config.default_config)",
+              file=sys.stderr)
+        sys.exit(2)
+
+
+def _loaded_config(argv: list[str]):
+    """The config file named by `--config=` in `argv`, loaded alone (no overrides)."""
+    path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "")
+    try:
+        return _load_config_source("jaxkd_cli_config", path).get_config()
+    except Exception:  # pylint: disable=broad-except  # no suggestions, still one line
+        return None
+
+
 def run_main() -> None:
     """Console-script entry point (`jaxkd --config=... --workdir=...`)."""
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -196,6 +196,11 @@ def born_again_plan(config) -> list[Phase]:
     if variant not in _BAN_VARIANTS:
         raise ValueError(f"config.born_again.variant must be one of {sorted(_BAN_VARIANTS)}, "
                          f"got {variant!r}")
+    weight = config.born_again.label_weight
+    if variant != "lambda" and weight != 0:
+        raise ValueError(f"config.born_again.label_weight={weight!r} is read only by "
+                         f"config.born_again.variant='lambda' (variant {variant!r} ignores "
+                         f"it); set the variant to 'lambda' or leave the weight at 0")
     loss, params = _BAN_VARIANTS[variant](config)
     gen0 = _phase(config, "gen0", "teacher", model=config.teacher.model or config.model,
                   overrides=(config.teacher.model_overrides if config.teacher.model

@@ -20,6 +20,7 @@ import ml_collections
 
 from jaxkd import analysis, checkpoints, config as config_lib, data, losses, models, plans
 from jaxkd import provenance, rco, schedules
+from jaxkd import workdir as workdir_lib
 from jaxkd.engine import loop, sharding
 from jaxkd.engine import state as state_lib
 from jaxkd.engine.writer import MetricWriter
@@ -59,11 +60,38 @@ def config_diff(old: dict, new: dict) -> list[str]:
 
 
 def _check_workdir_config(config, workdir: pathlib.Path) -> None:
-    """Writes config.json, or refuses to resume a workdir written by another config."""
+    """Writes config.json, or refuses to resume a workdir written by another config.
+
+    A config.json that is not a config (not JSON, not an object, no 'method', 'model' and
+    'data', a group of the schema that is not an object) is a ValueError naming the file;
+    with config.allow_config_change it is replaced, with a warning.
+    """
     path = workdir / "config.json"
     new = json.loads(config.to_json())
     if path.exists():
-        diff = config_diff(json.loads(path.read_text()), new)
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder, not the config file jaxkd writes there; "
+                             f"move it away or use another --workdir")
+        try:
+            old = json.loads(path.read_bytes().decode("utf-8"))
+            problem = "" if isinstance(old, dict) else f"a JSON {type(old).__name__}"
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            old, problem = None, f"not JSON: {type(err).__name__}: {err}"
+        if not problem:
+            missing = [k for k in ("method", "model", "data") if k not in old]
+            groups = [k for k, v in new.items() if isinstance(v, dict) and k in old
+                      and not isinstance(old[k], dict)]
+            problem = (f"no {', '.join(repr(k) for k in missing)}" if missing else
+                       f"{', '.join(repr(k) for k in groups)} not an object" if groups else "")
+        if problem and not config.allow_config_change:
+            raise ValueError(
+                f"{path} is not a config jaxkd wrote ({problem}); it records the config "
+                f"the workdir was made with. Use another --workdir, restore the file, or "
+                f"pass --config.allow_config_change=True to replace it with this config.")
+        if problem:
+            log.warning("%s is not a config jaxkd wrote (%s); replaced with this config "
+                        "(config.allow_config_change=True)", path, problem)
+        diff = [] if problem else config_diff(old, new)
         if diff and not config.allow_config_change:
             raise ConfigMismatchError(
                 f"{workdir} was written by a different config; fields that differ:\n  " +
@@ -362,15 +390,21 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     for phase in plan:
         _check_teacher_paths(phase)
     _check_init_path(config)
+    if workdir.exists() and not workdir.is_dir():
+        raise ValueError(f"--workdir {workdir} is an existing file, not a folder: choose "
+                         f"another --workdir")
     workdir.mkdir(parents=True, exist_ok=True)
-    _check_workdir_config(config, workdir)
-    provenance.record(workdir)
-    runner = Runner(config, workdir, plan)
-    results = runner.run()
-    if config.write_report and jax.process_index() == 0:
-        try:
-            from jaxkd import report
-            report.write_report([workdir])
-        except ImportError:
-            pass
+    # One writer per workdir (reliability.md): held until run() returns or raises; the OS
+    # frees it if the process dies.
+    with workdir_lib.lock(workdir, process_index=jax.process_index()):
+        _check_workdir_config(config, workdir)
+        provenance.record(workdir)
+        runner = Runner(config, workdir, plan)
+        results = runner.run()
+        if config.write_report and jax.process_index() == 0:
+            try:
+                from jaxkd import report
+                report.write_report([workdir])
+            except ImportError:
+                pass
     return results

@@ -15,6 +15,7 @@ References:
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Mapping, Sequence
 
@@ -33,9 +34,10 @@ def _require_int(field: str, value: Any, minimum: int) -> int:
 
 
 def _require_real(field: str, value: Any, minimum: float, *, strict: bool) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+        math.isfinite(value)
     if not ok or (value <= minimum if strict else value < minimum):
-        _fail(field, f"a number {'>' if strict else '>='} {minimum:g}", value)
+        _fail(field, f"a finite number {'>' if strict else '>='} {minimum:g}", value)
     return float(value)
 
 

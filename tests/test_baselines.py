@@ -66,11 +66,12 @@ def test_the_patriarch_losses_are_the_papers():
     log_p = logits - jnp.log(jnp.sum(jnp.exp(logits)))
     spec = losses.get("cross_entropy")
     lsr = spec.fn(losses.Outputs(logits), None, labels, None, label_smoothing=0.1)
-    assert lsr[0] == pytest.approx(-0.9 * log_p[0, 0] - 0.1 * jnp.mean(log_p[0]), rel=1e-5)
+    assert float(lsr[0]) == pytest.approx(
+        float(-0.9 * log_p[0, 0] - 0.1 * jnp.mean(log_p[0])), rel=1e-5)
     cp = losses.get("confidence_penalty").fn(losses.Outputs(logits), None, labels, None,
                                              beta=0.5)
     entropy = -jnp.sum(jnp.exp(log_p) * log_p)
-    assert cp[0] == pytest.approx(-log_p[0, 0] - 0.5 * entropy, rel=1e-5)
+    assert float(cp[0]) == pytest.approx(float(-log_p[0, 0] - 0.5 * entropy), rel=1e-5)
 
 
 # -- BAN Table 4: DenseNet-90-60 variants by model overrides ----------------------------

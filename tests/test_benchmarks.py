@@ -20,7 +20,7 @@ if str(REPO) not in sys.path:       # `benchmarks` is a top-level package beside
     sys.path.insert(0, str(REPO))
 
 SCRIPTS = ["step_throughput", "torch_reference", "roofline", "whole_run", "data_pipeline",
-           "scaling", "cpu_gap", "profile_step", "run"]
+           "scaling", "cpu_gap", "profile_step", "digests", "run"]
 TINY = ["--model=resnet8", "--batch_size=8"]
 
 
@@ -109,6 +109,13 @@ def test_scaling(tmp_path):
     # Same global batch, same initial state: the sharded step computes the same update.
     assert r["max_loss_abs_diff"] < 1e-3
     assert r["max_param_rel_diff"] < 1e-4
+
+
+def test_digests(tmp_path):
+    r = _main("digests", ["--model=resnet8", "--rounds=2", "--warmup=1"], tmp_path)
+    assert set(r["variants"]) == {"save", "save_digests", "restore", "restore_verified",
+                                  "manifest", "verify"}
+    assert r["save_ratio"] > 0 and r["restore_ratio"] > 0 and r["checkpoint_files"] > 3
 
 
 def test_profile_step(tmp_path):

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import ml_collections
 import optax
 import pytest
 
@@ -98,6 +99,41 @@ def test_nonfinite_step_is_not_applied():
     assert not bool(metrics["finite"])
     assert int(state.step) == 1
     jax.tree_util.tree_map(np.testing.assert_array_equal, before, jax.device_get(state.params))
+
+
+@pytest.mark.parametrize("lr, weight_decay", [(float("inf"), 0.0), (0.1, float("inf"))])
+def test_nonfinite_update_is_not_applied(lr, weight_decay):
+    """Finite loss and gradients, but an update that overflows (an infinite or huge
+    learning rate or weight decay): the new parameters and momentum are non-finite, and
+    the step must not land (before, only the loss and gradients were checked)."""
+    mesh = sharding.make_mesh(1)
+    opt = ml_collections.ConfigDict(dict(name="sgd", momentum=0.9, nesterov=True,
+                                         weight_decay=weight_decay, decay_mask="all"))
+    model = models.get_model("resnet8", num_classes=C)
+    variables = state_lib.init_variables(model, jax.random.key(0), (32, 32, 3))
+    tx = state_lib.make_optimizer(opt, optax.constant_schedule(lr))
+    state = sharding.replicate(state_lib.create_train_state(model, variables, tx), mesh)
+    before = jax.device_get((state.params, state.opt_state))
+    ce = step_lib.make_train_step(model, losses.get("cross_entropy"), {}, mesh=mesh)
+    state, metrics = ce(state, None, _batch(mesh), jax.random.key(0))
+    assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
+    assert not bool(metrics["finite"]) and int(state.step) == 1
+    jax.tree_util.tree_map(np.testing.assert_array_equal, before,
+                           jax.device_get((state.params, state.opt_state)))
+
+
+@pytest.mark.parametrize("field, value", [("schedule.base_lr", float("inf")),
+                                          ("schedule.base_lr", float("nan")),
+                                          ("optimizer.weight_decay", float("inf")),
+                                          ("snapshot.peak_lr", float("inf")),
+                                          ("rco.teacher_lr", float("inf"))])
+def test_infinite_learning_rate_or_weight_decay_is_refused(field, value):
+    from jaxkd import config as config_lib
+    c = default_config()
+    group, name = field.split(".")
+    c[group][name] = value
+    with pytest.raises(ValueError, match=f"config.{field} must be a finite number"):
+        config_lib.validate_engine_fields(c)
 
 
 def test_bf16_compute_keeps_float32_master_weights():

@@ -175,3 +175,13 @@ def test_greedy_next_anchor_rule(h, current, delta, expected):
 def test_unknown_method_names_the_field():
     with pytest.raises(ValueError, match="config.method"):
         plans.build(_config("distill_everything"))
+
+
+@pytest.mark.parametrize("variant", ["ban", "ban_l", "cwtm", "dkpp"])
+def test_born_again_label_weight_where_the_variant_ignores_it_is_refused(variant):
+    config = _config("born_again", generations=1, **{"born_again.variant": variant,
+                                                     "born_again.label_weight": 0.5})
+    with pytest.raises(ValueError, match="config.born_again.label_weight=0.5 is read only"):
+        plans.build(config)
+    config.born_again.variant = "lambda"
+    assert dict(plans.build(config)[1].loss_params) == {"label_weight": 0.5}

@@ -70,7 +70,7 @@ def test_cyclic_cosine_validates():
         schedules.cyclic_cosine([0.1, 0.1], [10])
     with pytest.raises(ValueError, match="non-empty"):
         schedules.cyclic_cosine([], [])
-    with pytest.raises(ValueError, match=r"peak_lrs\[1\] must be a number > 0, got -0.1"):
+    with pytest.raises(ValueError, match=r"peak_lrs\[1\] must be a finite number > 0, got -0.1"):
         schedules.cyclic_cosine([0.1, -0.1], [10, 10])
     with pytest.raises(ValueError, match=r"cycle_steps\[0\] must be an integer >= 1, got 0"):
         schedules.cyclic_cosine([0.1], [0])
@@ -163,6 +163,8 @@ def test_build_ignores_fields_of_other_schedules():
     ({"base_lr": 0.1}, r"config\.schedule\.name must be one of"),
     ({"name": "cosine"}, r"config\.schedule\.base_lr is required"),
     ({"name": "cosine", "base_lr": -0.1}, r"config\.schedule\.base_lr must be .* got -0.1"),
+    ({"name": "cosine", "base_lr": float("inf")},
+     r"config\.schedule\.base_lr must be a finite number > 0, got inf"),
     ({"name": "cosine", "base_lr": 0.1, "lr": 1}, r"config\.schedule\.lr is not a schedule"),
     ({"name": "step", "base_lr": 0.1}, r"config\.schedule\.boundaries must be .* got None"),
     ({"name": "step", "base_lr": 0.1, "boundaries": (123, 82)},
@@ -170,7 +172,7 @@ def test_build_ignores_fields_of_other_schedules():
     ({"name": "step", "base_lr": 0.1, "boundaries": (82, 164)},
      r"config\.schedule\.boundaries .*num_epochs=164"),
     ({"name": "step", "base_lr": 0.1, "boundaries": (82,), "factor": -1},
-     r"config\.schedule\.factor must be a number >= 0, got -1"),
+     r"config\.schedule\.factor must be a finite number >= 0, got -1"),
     ({"name": "cosine", "base_lr": 0.1, "final_lr": 0.2}, r"config\.schedule\.final_lr"),
     ({"name": "cyclic_cosine", "base_lr": 0.1}, r"config\.schedule\.cycles .* got None"),
     ({"name": "cyclic_cosine", "base_lr": 0.1, "cycles": 0}, r"config\.schedule\.cycles"),

@@ -53,6 +53,9 @@ def _open(path: str) -> dict[str, np.ndarray]:
 
 def _split(arrays, path, keys, coarse_key) -> ArrayDataset:
     images = _images(arrays[keys[0]], path, keys[0])
+    check(len(images) > 0, f"{path}: '{keys[0]}' holds no images (shape "
+          f"{list(arrays[keys[0]].shape)}); a run needs at least one training and one test "
+          "image")
     labels = _labels(arrays[keys[1]], path, keys[1], len(images))
     coarse = None
     if coarse_key in arrays:
@@ -86,8 +89,11 @@ def load(path: str) -> RawData:
     for name, split in (("train", train), ("test", test)):
         check_labels(split.labels, len(class_names), f"{path} ({name} labels)")
     coarse_names = _names(arrays, "coarse_class_names", None)
-    if coarse_names is not None:
-        for split in (train, test):
-            if split.coarse_labels is not None:
-                check_labels(split.coarse_labels, len(coarse_names), path, "coarse labels")
+    coarse_count = len(coarse_names) if coarse_names is not None else 1 + max(
+        (int(s.coarse_labels.max()) for s in (train, test) if s.coarse_labels is not None),
+        default=0)
+    for name, split in (("train", train), ("test", test)):
+        if split.coarse_labels is not None:
+            check_labels(split.coarse_labels, coarse_count, f"{path} ({name} coarse labels)",
+                         "coarse labels")
     return RawData(train, test, class_names, coarse_names, origin=f"npz {path}")

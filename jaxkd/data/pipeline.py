@@ -21,6 +21,7 @@ each phase of a plan draws its own epochs (`jaxkd.plans.with_data_streams`).
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Iterator
 
 import jax
@@ -34,6 +35,8 @@ from jaxkd.data.dataset import Splits, check
 DATA_AXIS = "data"
 _SHUFFLE_STREAM = 3
 
+log = logging.getLogger(__name__)
+
 
 def check_batch_sizes(mesh: Mesh, batch_size: int, eval_batch_size: int) -> None:
     """Raises a ValueError naming the config field when a batch does not split evenly."""
@@ -44,6 +47,32 @@ def check_batch_sizes(mesh: Mesh, batch_size: int, eval_batch_size: int) -> None
               f"{name} must be a positive integer, got {value!r}")
         check(value % devices == 0, f"{name}={value} is not divisible by the {devices} "
               f"devices of the mesh; use a multiple of {devices}")
+
+
+def eval_batch_sizes(splits: Splits, eval_batch_size: int, devices: int) -> dict[str, int]:
+    """The evaluation batch of each split: `eval_batch_size`, clamped to the smallest
+    multiple of `devices` that covers the split.
+
+    A batch larger than that would only add padding (an eval_batch_size of 100,000 on a
+    500-image test set evaluates 200 times the images). One warning names
+    config.eval_batch_size when a split is clamped; results do not change (the padding
+    is masked out either way).
+    """
+    sizes, clamped = {}, []
+    for name in ("train", "test", "heldout"):
+        split = getattr(splits, name)
+        if split is None:
+            continue
+        cover = max(devices, -(-len(split) // devices) * devices)
+        sizes[name] = min(int(eval_batch_size), cover)
+        if sizes[name] < eval_batch_size:
+            clamped.append(f"{name}: {len(split)} images, batches of {sizes[name]}")
+    if clamped:
+        log.warning("config.eval_batch_size=%d is larger than a split it evaluates; such a "
+                    "split is evaluated in one batch of the smallest multiple of the %d "
+                    "device(s) that covers it (%s)", eval_batch_size, devices,
+                    "; ".join(clamped))
+    return sizes
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -86,6 +115,7 @@ class DevicePipeline:
         self.steps_per_epoch = self.num_train // self.batch_size
         check(self.steps_per_epoch > 0, f"config.batch_size={batch_size} is larger than the "
               f"{self.num_train} training examples")
+        self._eval_batch = eval_batch_sizes(splits, self.eval_batch_size, mesh.devices.size)
         self.sharding = NamedSharding(mesh, P(DATA_AXIS))
         replicated = NamedSharding(mesh, P())
         self._arrays = {}
@@ -107,9 +137,14 @@ class DevicePipeline:
         """Number of examples `eval_batches(split)` covers."""
         return len(self.splits.split(split))
 
+    def eval_batch(self, split: str = "test") -> int:
+        """The batch `eval_batches(split)` uses (`eval_batch_sizes`)."""
+        self.splits.split(split)
+        return self._eval_batch[split]
+
     def eval_steps(self, split: str = "test") -> int:
         """Number of batches `eval_batches(split)` yields (the last one padded)."""
-        return -(-self.num_eval(split) // self.eval_batch_size)
+        return -(-self.num_eval(split) // self.eval_batch(split))
 
     def train_indices(self, epoch: int, step: int) -> np.ndarray:
         """Training-set indices of batch `step` of epoch `epoch`."""
@@ -138,7 +173,7 @@ class DevicePipeline:
         """Yields {'image', 'label', 'mask'} covering every example of `split` once."""
         self.splits.split(split)
         images, labels = self._arrays[split]
-        for indices, mask in eval_plan(self.num_eval(split), self.eval_batch_size):
+        for indices, mask in eval_plan(self.num_eval(split), self.eval_batch(split)):
             yield self._eval_fn(images, labels, global_array(indices, self.sharding),
                                 global_array(mask, self.sharding))
 

@@ -15,6 +15,7 @@ Order of operations, all reproducible from `seed`:
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import os
 import tarfile
 import zipfile
@@ -30,6 +31,7 @@ from jaxkd.data.dataset import (HELDOUT_MODES, IMAGENET_MEAN, IMAGENET_STD, LABE
                                 check_non_negative_int, data_field, field, validate_augment)
 
 _HELDOUT_STREAM, _SUBSET_STREAM = 1, 2
+log = logging.getLogger(__name__)
 # What readers raise for missing, truncated or garbled files; turned into a ValueError
 # naming config.data.path so the command line prints a message, not a traceback.
 _READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error,
@@ -93,11 +95,46 @@ def _use_coarse(raw: RawData, cfg: Any) -> RawData:
     source = data_field(cfg, "source")
     if data_field(cfg, "label_key") != "coarse_label" or source in ("cifar_binary", "tfds"):
         return raw
-    check(raw.train.coarse_labels is not None and raw.coarse_class_names is not None,
-          f"config.data.label_key='coarse_label' but {raw.origin} has no coarse labels")
+    check(raw.train.coarse_labels is not None and raw.test.coarse_labels is not None
+          and raw.coarse_class_names is not None,
+          f"config.data.label_key='coarse_label' but {raw.origin} has no coarse labels "
+          f"(and coarse class names) for both its train and test splits")
     train, test = (ArrayDataset(s.images, s.coarse_labels, s.coarse_labels)
                    for s in (raw.train, raw.test))
     return RawData(train, test, raw.coarse_class_names, raw.coarse_class_names, raw.origin)
+
+
+def _source_name(cfg: Any, raw: RawData) -> str:
+    """Where the data came from, naming the config fields: for messages."""
+    source, path = data_field(cfg, "source"), data_field(cfg, "path")
+    if source in ("cifar_binary", "image_folder", "npz"):
+        return f"{raw.origin} (config.data.source={source!r}, config.data.path={path!r})"
+    return f"{raw.origin} (config.data.source={source!r})"
+
+
+def check_not_empty(raw: RawData, cfg: Any) -> None:
+    """Raises a ValueError naming the source when its train or test split is empty.
+
+    An empty test split would otherwise fail only after a whole epoch of training, at the
+    first evaluation; an empty training split has no step to take.
+    """
+    for name, split in (("train", raw.train), ("test", raw.test)):
+        check(len(split) > 0, f"{_source_name(cfg, raw)}: the {name} split holds no "
+              f"examples; a run needs at least one training and one test image")
+
+
+def warn_one_class(train, cfg: Any, raw: RawData) -> None:
+    """Logs a warning when every training label is the same (the data set is almost
+    surely not what was meant: a classifier of one class learns nothing)."""
+    labels = getattr(train, "labels", None)
+    if labels is None or len(labels) == 0:
+        return
+    values = np.unique(labels)
+    if len(values) == 1:
+        log.warning("%s: every one of the %d training labels is %d: a one-class data set "
+                    "(training a classifier on one class is almost surely a mistake; check "
+                    "the labels, config.data.label_key and config.data.train_per_class)",
+                    _source_name(cfg, raw), len(labels), int(values[0]))
 
 
 def resize_all(data: ArrayDataset, size: int) -> ArrayDataset:
@@ -188,6 +225,7 @@ def load_splits(data_cfg: Any, *, seed: int) -> Splits:
     """
     _validate(data_cfg)
     raw = _use_coarse(_read(data_cfg), data_cfg)
+    check_not_empty(raw, data_cfg)
     size, num_classes = data_field(data_cfg, "image_size"), len(raw.class_names)
     train, test = raw.train, raw.test
     if isinstance(train, ArrayDataset):
@@ -197,6 +235,7 @@ def load_splits(data_cfg: Any, *, seed: int) -> Splits:
     train, heldout = carve_heldout(train, data_field(data_cfg, "heldout_size"), seed,
                                    data_field(data_cfg, "heldout_mode"))
     train = per_class_subset(train, data_field(data_cfg, "train_per_class"), num_classes, seed)
+    warn_one_class(train, data_cfg, raw)
     if isinstance(train, StreamingDataset):
         mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
     else:

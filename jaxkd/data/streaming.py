@@ -28,8 +28,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jaxkd.data import augment as augment_lib
 from jaxkd.data import host_ops
 from jaxkd.data.dataset import Splits, augment_field, check
-from jaxkd.data.pipeline import (DATA_AXIS, check_batch_sizes, epoch_permutation, eval_plan,
-                                 step_key)
+from jaxkd.data.pipeline import (DATA_AXIS, check_batch_sizes, epoch_permutation,
+                                 eval_batch_sizes, eval_plan, step_key)
 
 _AUGMENT_STREAM = 4
 PREFETCH = 2
@@ -47,6 +47,7 @@ class StreamingPipeline:
         self.steps_per_epoch = self.num_train // self.batch_size
         check(self.steps_per_epoch > 0, f"config.batch_size={batch_size} is larger than the "
               f"{self.num_train} training examples")
+        self._eval_batch = eval_batch_sizes(splits, self.eval_batch_size, mesh.devices.size)
         self.sharding = NamedSharding(mesh, P(DATA_AXIS))
         self._process, self._processes = jax.process_index(), jax.process_count()
         self._host_crop = augment_field(augment_cfg, "kind") == "imagenet"
@@ -65,8 +66,13 @@ class StreamingPipeline:
     def num_eval(self, split: str = "test") -> int:
         return len(self.splits.split(split))
 
+    def eval_batch(self, split: str = "test") -> int:
+        """The batch `eval_batches(split)` uses (`pipeline.eval_batch_sizes`)."""
+        self.splits.split(split)
+        return self._eval_batch[split]
+
     def eval_steps(self, split: str = "test") -> int:
-        return -(-self.num_eval(split) // self.eval_batch_size)
+        return -(-self.num_eval(split) // self.eval_batch(split))
 
     def _local(self, rows: np.ndarray) -> np.ndarray:
         """This process's part of a global batch of rows."""
@@ -119,7 +125,7 @@ class StreamingPipeline:
     def eval_batches(self, split: str = "test") -> Iterator[dict]:
         """Yields {'image', 'label', 'mask'} covering every example of `split` once."""
         data = self.splits.split(split)
-        plan = eval_plan(len(data), self.eval_batch_size)
+        plan = eval_plan(len(data), self.eval_batch(split))
         for images, labels, mask in _prefetch(
                 functools.partial(self._eval_host, data, i, m) for i, m in plan):
             yield self._eval_fn(images, labels, mask)

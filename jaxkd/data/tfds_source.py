@@ -215,5 +215,7 @@ def load(name: str, *, data_dir: str = "", label_key: str = "label", image_key: 
         else:
             data = _read_all(source, keys, image_size, where)
             check_labels(data.labels, label.num_classes, where)
+            if data.coarse_labels is not None:
+                check_labels(data.coarse_labels, len(coarse_names), where, "coarse labels")
             out.append(data)
     return RawData(out[0], out[1], tuple(label.names), coarse_names, origin=f"tfds {name}")

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class NonFiniteError(RuntimeError):
-    """The loss or a gradient became NaN/inf; the state was not updated."""
+    """The loss, a gradient or the updated state became NaN/inf; it was not applied."""
 
 
 @dataclasses.dataclass
@@ -94,7 +94,8 @@ def _check_finite(window: list, phase: str, step0: int, config, last_ckpt: str) 
     bad = [i for i, m in enumerate(fetched) if not bool(m["finite"])]
     if bad and config.nonfinite == "stop":
         raise NonFiniteError(
-            f"non-finite loss or gradient at step {step0 + bad[0] + 1} of phase '{phase}'; "
+            f"non-finite loss, gradient or update at step {step0 + bad[0] + 1} of phase "
+            f"'{phase}'; "
             f"the update was not applied and nothing was saved. Last good checkpoint: "
             f"{last_ckpt or 'none (the phase had not saved one yet)'}. Set "
             f"config.nonfinite='skip' to skip such steps instead.")
@@ -165,7 +166,8 @@ class PhaseTrainer:
         self.ckpts.save(step, self.state, progress.as_meta(step))
         self.last_ckpt = str(self.ckpts.phase_dir / "ckpt" / str(step))
 
-    def _log_train(self, window, local0, progress, t0, bar):
+    def _log_train(self, window, local0, progress, t0, bar) -> int:
+        """Logs a window of steps; returns how many of them were skipped (non-finite)."""
         means = _check_finite(window, self.phase.name, local0, self.ctx.config, self.last_ckpt)
         dt = max(time.perf_counter() - t0, 1e-9)
         ips = len(window) * self.ctx.config.batch_size / dt
@@ -174,6 +176,19 @@ class PhaseTrainer:
         self.ctx.writer.write(rec)
         if bar is not None:
             bar.set_postfix(loss=f"{means['loss']:.3f}", img_s=f"{ips:.0f}")
+        return means["skipped"]
+
+    def _check_epoch_trained(self, epoch: int, skipped: int, logged: int) -> None:
+        """With config.nonfinite='skip': an epoch whose every step was skipped stops the
+        run (an overflowing learning rate would otherwise end the phase untrained, exit 0).
+        """
+        if logged and skipped == logged:
+            raise NonFiniteError(
+                f"every one of the {logged} steps of epoch {epoch + 1} of phase "
+                f"'{self.phase.name}' was non-finite and skipped (config.nonfinite='skip'); "
+                f"the phase cannot train like this: lower config.schedule.base_lr or "
+                f"config.optimizer.weight_decay. Last good checkpoint: "
+                f"{self.last_ckpt or 'none (the phase had not saved one yet)'}")
 
     def _end_epoch(self, epoch: int, progress: _Progress) -> None:
         cfg, phase = self.ctx.config, self.phase
@@ -213,6 +228,7 @@ class PhaseTrainer:
         window = list(progress.pending)  # a resumed window: metrics saved with the state
         for epoch in range(local // self.spe, self.phase.num_epochs):
             local0, t0 = local - len(window), time.perf_counter()
+            skipped = logged = 0
             data_epoch = self.phase.data_epoch_offset + epoch   # this phase's own stream
             for batch in self.ctx.pipeline.train_batches(data_epoch,
                                                          start_step=local % self.spe):
@@ -225,12 +241,14 @@ class PhaseTrainer:
                 if len(window) == cfg.log_every_steps or local % self.spe == 0:
                     progress.wall_time += time.perf_counter() - start
                     start = time.perf_counter()
-                    self._log_train(window, local0, progress, t0, bar)
+                    skipped += self._log_train(window, local0, progress, t0, bar)
+                    logged += len(window)
                     window, local0, t0 = [], local, time.perf_counter()
                 if self._save_due(local, epoch_end=False):
                     self._save(progress, window, local0)
             progress.wall_time += time.perf_counter() - start
             start = time.perf_counter()
+            self._check_epoch_trained(epoch, skipped, logged)
             self._end_epoch(epoch, progress)
         if bar is not None:
             bar.close()

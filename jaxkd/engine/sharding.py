@@ -13,17 +13,23 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxkd.engine import rendezvous
+
 DATA_AXIS = "data"
 
 
-def initialize_distributed(*, heartbeat_timeout_seconds: int = 30) -> bool:
+def initialize_distributed(*, heartbeat_timeout_seconds: int = 30,
+                           init_timeout_seconds: int = 120) -> bool:
     """Joins a multi-process run when the environment describes one.
 
     Reads `JAXKD_COORDINATOR` (host:port), `JAXKD_NUM_PROCESSES` and `JAXKD_PROCESS_ID`;
     on managed clusters (TPU pods, SLURM) where JAX detects the cluster by itself, set
     `JAXKD_DISTRIBUTED=auto`. A lost peer is detected by the coordination service's
     heartbeat, so the survivors exit with an error instead of hanging;
-    `JAXKD_HEARTBEAT_TIMEOUT_S` overrides `heartbeat_timeout_seconds`.
+    `JAXKD_HEARTBEAT_TIMEOUT_S` overrides `heartbeat_timeout_seconds`. Before JAX's own
+    initialisation the processes check in with process 0 (`jaxkd.engine.rendezvous`), so a
+    peer that never starts is named within `JAXKD_INIT_TIMEOUT_S` (default
+    `init_timeout_seconds`) and every process exits instead of waiting 300 s.
 
     Returns:
         True when `jax.distributed.initialize` was called.
@@ -32,13 +38,19 @@ def initialize_distributed(*, heartbeat_timeout_seconds: int = 30) -> bool:
                                                    heartbeat_timeout_seconds))
     coordinator = os.environ.get("JAXKD_COORDINATOR")
     if coordinator:
+        num, index = int(os.environ["JAXKD_NUM_PROCESSES"]), int(os.environ["JAXKD_PROCESS_ID"])
+        timeout = int(os.environ.get("JAXKD_INIT_TIMEOUT_S", init_timeout_seconds))
+        # Every process checks in first, so a missing one is named within the bound
+        # (JAX alone aborts after its own timeout without saying who is missing).
+        rendezvous.await_peers(coordinator, num_processes=num, process_id=index,
+                               timeout_s=timeout,
+                               port=int(os.environ.get("JAXKD_RENDEZVOUS_PORT", 0)))
         # Cross-process collectives of the CPU backend (a no-op for accelerators). Nothing
         # may touch a backend before `initialize` (not even `jax.default_backend()`).
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
-            coordinator_address=coordinator,
-            num_processes=int(os.environ["JAXKD_NUM_PROCESSES"]),
-            process_id=int(os.environ["JAXKD_PROCESS_ID"]),
+            coordinator_address=coordinator, num_processes=num, process_id=index,
+            initialization_timeout=timeout,
             heartbeat_timeout_seconds=heartbeat_timeout_seconds)
         return True
     if os.environ.get("JAXKD_DISTRIBUTED") == "auto":

@@ -34,8 +34,10 @@ def _forward(model, variables, images, *, train, features, rngs=None):
 
 
 def _tree_all_finite(tree) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]
-    return jnp.all(jnp.stack(leaves))
+    """Whether every floating-point leaf of `tree` is finite (integer counters pass)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 def _select(pred, new, old):
@@ -91,7 +93,12 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
         (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params)
         new_state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
-        finite = jnp.isfinite(loss) & _tree_all_finite(grads)
+        # The guard covers what would land, not only its cause: a finite gradient times an
+        # overflowing learning rate (or weight decay) gives non-finite parameters or
+        # momentum, and such a state must never be applied nor checkpointed.
+        finite = (jnp.isfinite(loss) & _tree_all_finite(grads)
+                  & _tree_all_finite((new_state.params, new_state.opt_state,
+                                      new_state.batch_stats)))
         new_state = _select(finite, new_state, state.replace(step=state.step + 1))
         metrics = {
             "loss": loss,

@@ -54,7 +54,7 @@ def test_workdir_of_another_config_is_refused_then_overridden_then_diverges(npz,
                      "--config.schedule.base_lr=1e30")
     assert code == 3, out[-3000:]
     ckpt = tmp_path / "phases" / "gen0" / "ckpt"
-    assert "non-finite loss or gradient at step 2 of phase 'gen0'" in out
+    assert "non-finite loss, gradient or update at step 2 of phase 'gen0'" in out
     assert f"Last good checkpoint: {ckpt / '1'}" in out and "Traceback" not in out
     assert sorted(p.name for p in ckpt.iterdir()) == ["1"]
 
@@ -74,3 +74,68 @@ def test_bad_input_exits_with_a_message_not_a_traceback(npz, tmp_path, flags, co
 def test_missing_data_file_is_named(npz, tmp_path):
     status, out = _cli(tmp_path / "w", tmp_path / "nowhere.npz")
     assert status == 2 and str(tmp_path / "nowhere.npz") in out and "Traceback" not in out
+
+
+def test_override_of_a_missing_field_is_one_line_with_the_nearest_fields(npz, tmp_path):
+    code, out = _cli(tmp_path, npz, "--config.learning_rate=0.1")
+    assert code == 2, out[-3000:]
+    assert "--config.learning_rate: the config has no such field" in out
+    assert "config.schedule.base_lr" in out and "Traceback" not in out
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_workdir_naming_an_existing_file_is_refused(npz, tmp_path):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    code, out = _cli(target, npz)
+    assert code == 2 and "is an existing file, not a folder" in out, out[-3000:]
+    assert "Traceback" not in out and target.read_text() == "keep me"
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """Mounts a small tmpfs (root only; CI runs as root); yields mount(options) -> path."""
+    mounted = []
+
+    def mount(options: str) -> "pathlib.Path":
+        path = tmp_path / f"mnt{len(mounted)}"
+        path.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}): needs root")
+        mounted.append(path)
+        return path
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_read_only_workdir_is_an_environment_error(npz, tmp_path, mount_tmpfs):
+    """A new run and a finished one on a read-only disk: exit 5, one line, no traceback."""
+    ro = mount_tmpfs("ro,size=1m")
+    code, out = _cli(ro / "w", npz)
+    assert code == 5, out[-3000:]
+    assert "Read-only file system" in out and "Traceback" not in out
+    disk = mount_tmpfs("size=16m")
+    code, out = _cli(disk / "done", npz)                 # a finished run ...
+    assert code == 0, out[-3000:]
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    code, out = _cli(disk / "done", npz)                 # ... then made read-only
+    assert code == 5, out[-3000:]
+    assert "Read-only file system" in out and "Traceback" not in out
+
+
+def test_full_disk_is_an_environment_error_and_resumes(npz, tmp_path, mount_tmpfs):
+    """The workdir on a 2 MB disk: exit 5 (not 2, the bad-input code) with one line, no
+    orbax traceback; with room again the same command resumes and finishes."""
+    small = mount_tmpfs("size=2m")
+    code, out = _cli(small / "w", npz, "--config.keep_checkpoints=20",
+                     "--config.generations=2")
+    assert code == 5, out[-3000:]
+    assert "No space left on device" in out and "free some space" in out
+    assert "Traceback" not in out
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small)], capture_output=True)
+    code, out = _cli(small / "w", npz, "--config.keep_checkpoints=20",
+                     "--config.generations=2")
+    assert code == 0, out[-3000:]

@@ -3,11 +3,11 @@
 Hypothesis draws one invalid change to a valid tiny config (wrong types, out-of-range
 hyper-parameters, unknown names, batch sizes that do not split over the 4 test devices, K
 above the class count, ...) or writes a corrupt data file (truncated or random archives,
-unreadable images, labels out of range, wrong dtypes, pickled arrays). `run(config)` must
-raise a `ValueError` whose message names the config field or the file, and must do so
-before any jaxkd program is built: the step factories and the model initialiser are
-replaced by tripwires for the whole module. The module prints how many cases were drawn
-and how many got a clean error (`pytest -s`).
+unreadable images, labels out of range, wrong dtypes, pickled arrays, empty splits).
+`run(config)` must raise a `ValueError` whose message names the config field or the file,
+and must do so before any jaxkd program is built: the step factories and the model
+initialiser are replaced by tripwires for the whole module. The module prints how many
+cases were drawn and how many got a clean error (`pytest -s`).
 """
 
 from __future__ import annotations
@@ -272,8 +272,27 @@ def corrupt_data(draw):
 
 _KINDS = ("npz_truncated", "npz_random", "npz_empty", "npz_label_high", "npz_label_negative",
           "npz_class_names", "npz_float_images", "npz_bad_ndim", "npz_label_length",
-          "npz_missing_key", "npz_pickled", "folder_bad_image", "folder_truncated_tar",
-          "folder_random_bytes", "cifar_bad_size", "missing_file")
+          "npz_missing_key", "npz_pickled", "npz_empty_split", "folder_bad_image",
+          "folder_truncated_tar", "folder_random_bytes", "folder_empty_split",
+          "cifar_bad_size", "missing_file")
+
+
+def _folder_tar_empty_split(rng, empty: str) -> bytes:
+    """A tar of train/<c>/<i>.png and test/<c>/<i>.png whose `empty` split is a folder
+    with no class folder in it (zero images)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for split in ("train", "test"):
+            folder = tarfile.TarInfo(split)
+            folder.type = tarfile.DIRTYPE
+            tar.addfile(folder)
+            for c in range(2 if split != empty else 0):
+                for i in range(4):
+                    data = _png(rng)
+                    info = tarfile.TarInfo(f"{split}/class{c}/{i}.png")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 @st.composite
@@ -307,6 +326,13 @@ def _corrupt(draw, kind):
         del arrays[draw(st.sampled_from(sorted(arrays)))]
     elif kind == "npz_pickled":
         arrays["class_names"] = np.array([{"a": 1}, None, "c", 4], dtype=object)
+    elif kind == "npz_empty_split":   # zero training or zero test images
+        split = draw(st.sampled_from(["train", "test"]))
+        arrays[f"x_{split}"] = arrays[f"x_{split}"][:0]
+        arrays[f"y_{split}"] = arrays[f"y_{split}"][:0]
+    elif kind == "folder_empty_split":
+        data = _folder_tar_empty_split(rng, draw(st.sampled_from(["train", "test"])))
+        return "image_folder", data, ".tar"
     elif kind == "folder_bad_image":
         junk = draw(st.sampled_from([b"", b"not an image", rng.bytes(100),
                                      _png(rng)[:40]]))
@@ -355,3 +381,60 @@ def test_uncorrupted_controls_reach_compilation(scratch, source):
                                   "batch_size": 4, "eval_batch_size": 4})
     with pytest.raises(Compiled):
         run_lib.run(config, path.parent / "workdir")
+
+
+# -- override typos on the command line -------------------------------------------------
+
+def _config_leaves(config, prefix=""):
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict) and len(value):
+            yield from _config_leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+_FIELDS = sorted(_config_leaves(tiny_config(pathlib.Path("x.npz"))))
+
+
+@st.composite
+def misspelled_field(draw):
+    """A real field with one edit (drop, double, swap or replace a character)."""
+    field = draw(st.sampled_from(_FIELDS))
+    i = draw(st.integers(0, len(field) - 1))
+    edit = draw(st.sampled_from(["drop", "double", "swap", "replace"]))
+    char = draw(st.sampled_from("abcdefghijklmnopqrstuvwxyz_"))
+    edited = {"drop": field[:i] + field[i + 1:],
+              "double": field[:i] + field[i] + field[i:],
+              "swap": field[:i] + field[i + 1:i + 2] + field[i:i + 1] + field[i + 2:],
+              "replace": field[:i] + char + field[i + 1:]}[edit]
+    return edited.strip(".").replace("..", ".") or "x"
+
+
+OVERRIDE_COUNTS = [0, 0]     # [drawn, one clean line naming the field]
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=misspelled_field())
+def test_override_typo_is_one_line_naming_the_field(name, capsys):
+    """`--config.<typo>=1` on the real CLI's flag parser: exit 2, one line naming the
+    typo (and, for most, the field meant), never ml_collections' 57-line traceback."""
+    from hypothesis import assume
+    from jaxkd import main as main_lib
+    assume(name not in _FIELDS and not any(f.startswith(name + ".") for f in _FIELDS))
+    OVERRIDE_COUNTS[0] += 1
+    argv = ["jaxkd", "--config=tests/chaos/tiny_config.py", "--workdir=/tmp/unused",
+            f"--config.{name}=1"]
+    try:
+        main_lib.parse_flags(argv)
+    except SystemExit as stop:
+        err = capsys.readouterr().err
+        if stop.code == 1 and "Flags parsing error" in err:   # absl refused the value
+            OVERRIDE_COUNTS[1] += 1
+            return
+        assert stop.code == 2, err
+        assert f"--config.{name}: the config has no such field" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+        OVERRIDE_COUNTS[1] += 1
+        return
+    raise AssertionError(f"--config.{name}=1 was accepted")

@@ -91,3 +91,37 @@ def test_lost_peer_stops_the_survivor_then_both_resume_and_agree(npz, tmp_path):
     prints = [_fingerprints(l) for l in logs]
     assert len(prints[0]) == 1 and prints[0] == prints[1]
     assert json.loads((workdir / "results.json").read_text())["phases"][0]["epochs"] == 2
+
+
+def _start_some(tmp_path, npz, ids, num, timeout_s=6):
+    """Starts processes `ids` of a `num`-process run that bounds the wait for peers."""
+    port, procs = _free_port(), []
+    for pid in ids:
+        env = kill_driver.subprocess_env()
+        env.update(JAXKD_COORDINATOR=f"127.0.0.1:{port}", JAXKD_NUM_PROCESSES=str(num),
+                   JAXKD_PROCESS_ID=str(pid), JAXKD_INIT_TIMEOUT_S=str(timeout_s))
+        procs.append(subprocess.Popen(
+            kill_driver.command(tmp_path / "w", npz), cwd=kill_driver.REPO, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return procs
+
+
+def test_a_peer_that_never_starts_is_named_within_the_bound(npz, tmp_path):
+    """Processes 0 and 2 of 3 start, 1 never does: both exit (code 4) within the bound
+    naming process 1, instead of JAX's 300 s wait and 'Deadline Exceeded' abort."""
+    start = time.monotonic()
+    procs = _start_some(tmp_path, npz, (0, 2), 3)
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert time.monotonic() - start < 60
+    assert [p.returncode for p in procs] == [4, 4], outs
+    assert "process 0/3: processes [1] did not join within 6 s" in outs[0]
+    assert "process 2/3" in outs[1] and "missing [1]" in outs[1]
+    assert all("Traceback" not in o for o in outs)
+    assert not (tmp_path / "w").exists()         # nothing was written
+
+
+def test_a_missing_coordinator_is_named_within_the_bound(npz, tmp_path):
+    (proc,) = _start_some(tmp_path, npz, (1,), 2)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 4, out
+    assert "process 1/2: the coordinator (process 0)" in out and "did not answer" in out

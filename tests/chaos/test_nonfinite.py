@@ -81,3 +81,43 @@ def test_nonfinite_step_stops_the_run_naming_step_phase_and_checkpoint(npz, tmp_
     state = _restore(next((tmp_path / "phases/baseline/final").iterdir()))
     assert _all_finite(state) and int(state["step"]) == 8
 
+
+
+@pytest.fixture
+def overflow_at_step_3(monkeypatch):
+    """The learning rate is inf at optimizer step 3 only: the loss and gradients of that
+    step are finite, its update is not (as an overflowing lr or weight decay gives)."""
+    from jaxkd import schedules
+    real = schedules.build
+
+    def build(*args, **kwargs):
+        sched = real(*args, **kwargs)
+        return lambda count: jnp.where(count == 2, jnp.inf, sched(count))
+    monkeypatch.setattr(schedules, "build", build)
+
+
+def test_nonfinite_update_never_lands_nor_is_called_last_good(npz, tmp_path,
+                                                              overflow_at_step_3):
+    config = tiny_config(npz, checkpoint_every_steps=1, log_every_steps=4)
+    with pytest.raises(loop.NonFiniteError) as info:
+        run_lib.run(config, tmp_path)
+    ckpt = tmp_path / "phases/baseline/ckpt"
+    assert "step 3 of phase 'baseline'" in str(info.value)
+    assert f"Last good checkpoint: {ckpt / '2'}" in str(info.value)
+    steps = sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
+    assert steps == [1, 2]                   # nothing at or after the bad update
+    for step in steps:
+        assert _all_finite(_restore(ckpt / str(step)))
+
+
+def test_skip_stops_when_a_whole_epoch_is_skipped(npz, tmp_path, monkeypatch):
+    """config.nonfinite='skip' with every step non-finite (a learning rate that overflows
+    the parameters) stops instead of ending the phase untrained with exit 0."""
+    from jaxkd import schedules
+    real = schedules.build
+    monkeypatch.setattr(schedules, "build", lambda *a, **k: (
+        lambda count, s=real(*a, **k): jnp.inf * s(count)))
+    config = tiny_config(npz, nonfinite="skip")
+    with pytest.raises(loop.NonFiniteError, match="every one of the 4 steps of epoch 1"):
+        run_lib.run(config, tmp_path)
+    assert not list((tmp_path / "phases/baseline/final").glob("*"))
