@@ -155,10 +155,10 @@ _HOLDER = textwrap.dedent("""
     from jaxkd import workdir
     held = workdir.WorkdirLock(sys.argv[1]).acquire()
     if os.fork() == 0:           # a forked child must not keep the workdir locked
-        print("child", flush=True)
+        os.write(1, b"child\\n")      # one write each: the two lines never interleave
         time.sleep(30)
         os._exit(0)
-    print("locked", flush=True)
+    os.write(1, b"locked\\n")
     time.sleep(60)
 """)
 
@@ -215,6 +215,7 @@ def test_run_refuses_a_locked_workdir_before_writing_and_releases_when_it_raises
     # A run that raises (here: a workdir of another config) releases the lock.
     (workdir / "config.json").write_text(json.dumps(
         json.loads(tiny_config(npz, **{"schedule.base_lr": 0.5}).to_json())))
+    (workdir / "phases" / "gen0" / "final" / "1").mkdir(parents=True)   # a phase had begun
     with pytest.raises(run_lib.ConfigMismatchError):
         run_lib.run(tiny_config(npz), workdir)
     with workdir_lib.lock(workdir):
