@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import pathlib
+import time
 from typing import Mapping, Sequence
 
 import jax
@@ -27,6 +29,8 @@ import numpy as np
 
 from jaxkd import losses, plans
 from jaxkd.engine import state as state_lib
+
+log = logging.getLogger(__name__)
 from jaxkd.engine import step as step_lib
 from jaxkd.secondary import (ECE_BINS, accuracy, angle, class_means,  # noqa: F401
                              expected_calibration_error, mean_kl, second_class,
@@ -131,14 +135,27 @@ def plan_ensembles(runner) -> dict:
     specs = _ensemble_specs(runner.plan)
     if not specs:
         return {}
+    t0 = time.perf_counter()
     labels = split_labels(runner.pipeline, "test")
     needed = sorted({i for _, members, _ in specs for i in members})
-    programs = {}
-    logits = {i: split_logits(runner, runner.plan[i], runner.final_state(i), "test",
-                              programs=programs) for i in needed}
-    return {name: dict(ensemble_accuracy([logits[i] for i in members], labels, scales),
-                       members=[runner.plan[i].name for i in members], scales=scales)
-            for name, members, scales in specs}
+    log.info("ensembles %s: test logits of %d phases (%s)",
+             ", ".join(name for name, _, _ in specs), len(needed),
+             ", ".join(runner.plan[i].name for i in needed))
+    programs, logits = {}, {}
+    for n, i in enumerate(needed, start=1):
+        t = time.perf_counter()
+        logits[i] = split_logits(runner, runner.plan[i], runner.final_state(i), "test",
+                                 programs=programs)
+        log.info("ensembles: phase %s (%d/%d) predicted in %.1f s", runner.plan[i].name, n,
+                 len(needed), time.perf_counter() - t)
+    out = {}
+    for name, members, scales in specs:
+        out[name] = dict(ensemble_accuracy([logits[i] for i in members], labels, scales),
+                         members=[runner.plan[i].name for i in members], scales=scales)
+        log.info("ensemble %s (%s): test top-1 %.4f top-5 %.4f", name,
+                 "+".join(out[name]["members"]), out[name]["top1"], out[name]["top5"])
+    log.info("ensembles evaluated in %.1f s", time.perf_counter() - t0)
+    return out
 
 
 # -- ensembles of any subset of phases --------------------------------------------------

@@ -40,6 +40,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.heldout_size = 0
     c.data.heldout_mode = "carve"   # 'carve': out of train; 'sample': a sample that stays in it
     c.data.train_per_class = 0
+    c.data.test_per_class = 0       # > 0: evaluate on this many test images per class
     c.data.image_size = 32
     c.data.augment = ml_collections.ConfigDict(
         dict(kind="cifar", crop_padding=4, pad_mode="constant", flip=True))
@@ -95,6 +96,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.num_devices = 0               # 0: every device of every host.
     c.write_report = True
     c.allow_config_change = False
+    # True: jaxkd.run.run shrinks the config with jaxkd.presets.smoke before validation
+    # (resnet8, the bundled sample, batch 32, one epoch per phase: about a minute on CPU).
+    c.smoke = False
     return c
 
 
@@ -119,6 +123,8 @@ def _validate_choices(config: ml_collections.ConfigDict) -> None:
     _check(config.dtype in DTYPES, f"config.dtype must be one of {DTYPES}, got {config.dtype!r}")
     _check(config.nonfinite in NONFINITE_POLICIES,
            f"config.nonfinite must be one of {NONFINITE_POLICIES}, got {config.nonfinite!r}")
+    _check(isinstance(config.get("smoke", False), bool),
+           f"config.smoke must be True or False, got {config.get('smoke')!r}")
     opt = config.optimizer
     _check(opt.name in ("sgd", "adamw"),
            f"config.optimizer.name must be 'sgd' or 'adamw', got {opt.name!r}")

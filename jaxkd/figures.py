@@ -1,7 +1,9 @@
 """The report's PNG figures (matplotlib's object API with the Agg canvas, no pyplot state).
 
-Each function takes plain data (lists of dicts, numpy arrays), draws one figure and saves it
-to `path`; `jaxkd.report` decides what goes in. Using `matplotlib.figure.Figure` directly
+Each `*_figure` function takes plain data (lists of dicts, numpy arrays), draws one figure
+with its `*_plot` twin (which returns the unsaved `Figure`, for tests and notebooks) and saves
+it to `path`; `jaxkd.report` decides what goes in. A series of one point is drawn as a marker
+(a line needs two points), so a run of one epoch per phase still shows its curves. Using `matplotlib.figure.Figure` directly
 leaves a notebook's pyplot backend alone and needs no display.
 
 References:
@@ -35,8 +37,35 @@ def _save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def _style(fmt: str, n: int) -> str:
+    """`fmt` with a marker when the series has a single point (else nothing is drawn)."""
+    if n == 1 and not any(m in fmt for m in "o^vsD*P.x+"):
+        return "o" + fmt
+    return fmt
+
+
+def _ms(n: int, default: float) -> float:
+    return max(default, 6.0) if n == 1 else default
+
+
+def top_confusions(matrix: np.ndarray, k: int = 15) -> list[tuple[int, int, float]]:
+    """The `k` largest off-diagonal entries (true class, 2nd class, value), largest first."""
+    m = np.array(matrix, dtype=np.float64)
+    np.fill_diagonal(m, -np.inf)
+    flat = np.argsort(-m, axis=None, kind="stable")[:k]
+    rows, cols = np.unravel_index(flat, m.shape)
+    return [(int(r), int(c), float(m[r, c])) for r, c in zip(rows, cols)
+            if np.isfinite(m[r, c]) and m[r, c] > 0]
+
+
 def accuracy_figure(phases: Sequence[Mapping], ensembles: Sequence[Mapping],
                     path: pathlib.Path, *, title: str = "") -> pathlib.Path:
+    """Saves `accuracy_plot(phases, ensembles, title=title)` to `path`."""
+    return _save(accuracy_plot(phases, ensembles, title=title), path)
+
+
+def accuracy_plot(phases: Sequence[Mapping], ensembles: Sequence[Mapping], *,
+                  title: str = "") -> Figure:
     """Best and last test top-1 (%) per phase, ensembles at the index of their last member.
 
     Args:
@@ -58,18 +87,23 @@ def accuracy_figure(phases: Sequence[Mapping], ensembles: Sequence[Mapping],
     for kind, marker in zip(sorted({e["kind"] for e in ensembles}), "^vD*P"):
         rows = [e for e in ensembles if e["kind"] == kind and e["last_member"] in index]
         ax.plot([index[e["last_member"]] for e in rows], [100 * e["top1"] for e in rows],
-                marker + ":", label=f"{kind} (members up to x)")
+                marker + ":", ms=_ms(len(rows), 6.0), label=f"{kind} (members up to x)")
     ax.set_xticks(x, [p["name"] for p in phases])
     ax.set_xlabel("phase (generation / mini-generation)")
     ax.set_ylabel("test top-1 (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "accuracy per phase", fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
 def aggregate_figure(rows: Sequence[Mapping], path: pathlib.Path, *,
                      title: str = "") -> pathlib.Path:
+    """Saves `aggregate_plot(rows, title=title)` to `path`."""
+    return _save(aggregate_plot(rows, title=title), path)
+
+
+def aggregate_plot(rows: Sequence[Mapping], *, title: str = "") -> Figure:
     """Mean ± std (error bars) of best and last top-1 (%) per phase over several runs.
 
     Args:
@@ -88,11 +122,17 @@ def aggregate_figure(rows: Sequence[Mapping], path: pathlib.Path, *,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "accuracy over runs", fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
 def curves_figure(series: Sequence[Mapping], boundaries: Sequence[Mapping],
                   path: pathlib.Path, *, title: str = "") -> pathlib.Path:
+    """Saves `curves_plot(series, boundaries, title=title)` to `path`."""
+    return _save(curves_plot(series, boundaries, title=title), path)
+
+
+def curves_plot(series: Sequence[Mapping], boundaries: Sequence[Mapping], *,
+                title: str = "") -> Figure:
     """Training loss, test loss and test top-1 against the global epoch, one colour per phase.
 
     Args:
@@ -110,12 +150,13 @@ def curves_figure(series: Sequence[Mapping], boundaries: Sequence[Mapping],
     loss_ax, acc_ax = fig.subplots(1, 2)
     colors = [f"C{i % 10}" for i in range(len(series))]
     for s, color in zip(series, colors):
-        loss_ax.plot(s["train_epoch"], s["train_loss"], color=color, alpha=0.8,
-                     label=f"{s['name']} train")
-        loss_ax.plot(s["eval_epoch"], s["eval_loss"], "o--", color=color, ms=3,
-                     label=f"{s['name']} test")
+        n_train, n_eval = len(s["train_epoch"]), len(s["eval_epoch"])
+        loss_ax.plot(s["train_epoch"], s["train_loss"], _style("-", n_train), color=color,
+                     alpha=0.8, ms=_ms(n_train, 3.0), label=f"{s['name']} train")
+        loss_ax.plot(s["eval_epoch"], s["eval_loss"], "o--", color=color,
+                     ms=_ms(n_eval, 3.0), label=f"{s['name']} test")
         acc_ax.plot(s["eval_epoch"], [100 * v for v in s["eval_top1"]], "o-", color=color,
-                    ms=3, label=s["name"])
+                    ms=_ms(n_eval, 3.0), label=s["name"])
     for ax in (loss_ax, acc_ax):
         for b in boundaries:
             ax.axvline(b["epoch"], color="0.3", lw=0.9, ls="--" if b["restart"] else "-")
@@ -128,16 +169,32 @@ def curves_figure(series: Sequence[Mapping], boundaries: Sequence[Mapping],
     note = ("train: the phase's objective (with its teacher term); test: cross-entropy. "
             "Dashed: LR restart (continued phase); solid: new generation")
     fig.suptitle((title + "\n" if title else "") + note, fontsize=9)
-    return _save(fig, path)
+    return fig
+
+
+# Above this many classes a heatmap's labels are unreadable: the top confusions instead.
+MAX_HEATMAP_CLASSES = 20
 
 
 def second_class_figure(matrices: Mapping[str, np.ndarray], path: pathlib.Path, *,
                         class_names: Sequence[str] = (), title: str = "") -> pathlib.Path:
+    """Saves `second_class_plot(matrices, class_names=..., title=...)` to `path`."""
+    return _save(second_class_plot(matrices, class_names=class_names, title=title), path)
+
+
+def second_class_plot(matrices: Mapping[str, np.ndarray], *, class_names: Sequence[str] = (),
+                      title: str = "") -> Figure:
     """Small multiples of the row-normalised (true class, 2nd class) matrices, one per phase.
+
+    With more than `MAX_HEATMAP_CLASSES` classes (CIFAR-100) a 100 x 100 heatmap has no
+    usable labels: each phase gets a horizontal bar chart of its `top_confusions` instead,
+    labelled 'true -> 2nd class'.
 
     References:
         [TT] Figure 1 (rows: ground truth; columns: class of the second-highest score).
     """
+    if matrices and max(m.shape[0] for m in matrices.values()) > MAX_HEATMAP_CLASSES:
+        return _top_confusions_plot(matrices, class_names=class_names, title=title)
     n = len(matrices)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
@@ -160,4 +217,32 @@ def second_class_figure(matrices: Mapping[str, np.ndarray], path: pathlib.Path, 
     if image is not None:
         fig.colorbar(image, ax=list(axes[:n]), shrink=0.8, label="frequency in row")
     fig.suptitle(title or "true class vs class of the 2nd-highest score", fontsize=10)
-    return _save(fig, path)
+    return fig
+
+
+def _top_confusions_plot(matrices: Mapping[str, np.ndarray], *, class_names: Sequence[str],
+                         title: str, k: int = 15) -> Figure:
+    """One bar chart per phase: the `k` most frequent (true class, 2nd class) pairs."""
+    n = len(matrices)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = _new_figure(4.2 * cols + 0.6, 0.22 * k * rows + 1.2 * rows + 0.4)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+
+    def name(c: int) -> str:
+        return class_names[c] if c < len(class_names) else str(c)
+
+    for ax, (phase, matrix) in zip(axes, matrices.items()):
+        top = top_confusions(matrix, k)
+        labels = [f"{name(r)} -> {name(c)}" for r, c, _ in top]
+        ax.barh(range(len(top)), [v for _, _, v in top], color="C0")
+        ax.set_yticks(range(len(top)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(phase, fontsize=9)
+        ax.set_xlabel("frequency in the true class's row", fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    fig.suptitle(title or f"top {k} (true class -> class of the 2nd-highest score) pairs",
+                 fontsize=10)
+    return fig

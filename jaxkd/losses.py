@@ -490,6 +490,9 @@ class LossSpec:
       needs_features: whether ``fn`` reads penultimate features (the hint loss).
       needs_model: the model the loss is written for ('' = any): 'online_route' reads
         the `route_pair`'s teacher logits.
+      terms: None, or ``terms(student, teacher, labels, rng, **params)`` returning the
+        loss's weighted parts by name (``{'ce': [B], 'kd': [B]}``), which add up to
+        ``fn``'s value; the engine logs their batch means as ``loss_<name>``.
     """
 
     name: str
@@ -499,6 +502,7 @@ class LossSpec:
     check: Callable[[Mapping[str, Any], int], None] = lambda params, num_classes: None
     needs_features: bool = False
     needs_model: str = ""
+    terms: Callable[..., Mapping[str, Array]] | None = None
 
     def resolve(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Returns the defaults updated with ``params``; unknown names are an error."""
@@ -614,14 +618,42 @@ def _sd_fn(student, teacher, labels, rng, *, temperature=2.0):
     return snapshot_distillation_loss(student.logits, t, labels, temperature=temperature)
 
 
-def _kd_fn(student, teacher, labels, rng, *, ce_weight=1.0, kl_weight=1.0,
-           temperature=4.0, scale_by_t2=True):
-    del rng
-    t = _teacher_logits(teacher, "kd")
-    kl = distillation_kl(student.logits, t, teacher_temperature=temperature,
+def kd_loss_terms(student_logits: Array, teacher_logits: Array, labels: Array, *,
+                  ce_weight: float = 1.0, kl_weight: float = 1.0, temperature: float = 4.0,
+                  scale_by_t2: bool = True) -> dict[str, Array]:
+    """The two per-example terms of Hinton KD: ``{'ce': a * CE(z, y), 'kd': b * KL}``.
+
+    ``b = kl_weight * T^2`` (``kl_weight`` without the ``T^2`` factor when ``scale_by_t2``
+    is False) and ``KL = KL(softmax(t/T) || softmax(z/T))``, the teacher side constant.
+
+    References:
+      Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network", 2015, Sec. 2;
+      [RCO] Eqn 3 (lambda = ``kl_weight``, tau = ``temperature``).
+    """
+    kl = distillation_kl(student_logits, teacher_logits, teacher_temperature=temperature,
                          student_temperature=temperature)
     kl_scale = kl_weight * (temperature**2 if scale_by_t2 else 1.0)
-    return ce_weight * cross_entropy(student.logits, labels) + kl_scale * kl
+    return {"ce": ce_weight * cross_entropy(student_logits, labels), "kd": kl_scale * kl}
+
+
+def kd_loss(student_logits: Array, teacher_logits: Array, labels: Array, *,
+            ce_weight: float = 1.0, kl_weight: float = 1.0, temperature: float = 4.0,
+            scale_by_t2: bool = True) -> Array:
+    """Hinton KD per example, ``float32[B]``: the sum of `kd_loss_terms` (jit-able).
+
+    Example::
+
+        loss = jnp.mean(kd_loss(student_logits, teacher_logits, labels, temperature=4.0))
+    """
+    terms = kd_loss_terms(student_logits, teacher_logits, labels, ce_weight=ce_weight,
+                          kl_weight=kl_weight, temperature=temperature,
+                          scale_by_t2=scale_by_t2)
+    return terms["ce"] + terms["kd"]
+
+
+def _kd_fn(student, teacher, labels, rng, **params):
+    del rng
+    return kd_loss(student.logits, _teacher_logits(teacher, "kd"), labels, **params)
 
 
 def _kd_check(params: Mapping[str, Any], num_classes: int) -> None:
@@ -678,6 +710,71 @@ def _hint_fn(student, teacher, labels, rng, *, ce_weight=1.0, hint_weight=1.0):
     return ce_weight * cross_entropy(student.logits, labels) + hint_weight * hint
 
 
+# The weighted parts of the two-term losses (what a cyclic-schedule user plots): each adds
+# up to its loss's `fn` by the same formula (tests/test_losses.py).
+
+
+def _tolerant_terms(student, teacher, labels, rng, *, eta=None, u=None, k=5):
+    del teacher, rng
+    eta = _tolerant_eta(eta, u, k)
+    return {"ce": eta * cross_entropy(student.logits, labels),
+            "tsd": (1.0 - eta) * top_k_score_difference(student.logits, k=k)}
+
+
+def _cp_terms(student, teacher, labels, rng, *, beta=0.1):
+    del teacher, rng
+    return {"ce": cross_entropy(student.logits, labels),
+            "cp": beta * confidence_penalty(student.logits)}
+
+
+def _born_again_terms(student, teacher, labels, rng, *, label_weight=0.0, temperature=1.0):
+    del rng
+    kl = distillation_kl(student.logits, _teacher_logits(teacher, "born_again"),
+                         teacher_temperature=temperature, student_temperature=temperature)
+    return {"ce": label_weight * cross_entropy(student.logits, labels),
+            "kd": (1.0 - label_weight) * kl}
+
+
+def _ban_l_terms(student, teacher, labels, rng):
+    del rng
+    return {"ce": cross_entropy(student.logits, labels),
+            "kd": distillation_kl(student.logits, _teacher_logits(teacher, "ban_l"))}
+
+
+def _sd_terms(student, teacher, labels, rng, *, temperature=2.0):
+    del rng
+    t = _teacher_logits(teacher, "snapshot_distillation")
+    return {"ce": (1.0 + 1.0 / temperature) * cross_entropy(student.logits, labels),
+            "kd": distillation_kl(student.logits, t, teacher_temperature=temperature)}
+
+
+def _kd_terms(student, teacher, labels, rng, **params):
+    del rng
+    return kd_loss_terms(student.logits, _teacher_logits(teacher, "kd"), labels, **params)
+
+
+def _hint_terms(student, teacher, labels, rng, *, ce_weight=1.0, hint_weight=1.0):
+    del rng
+    if teacher is None or teacher.features is None or student.features is None:
+        raise ValueError("loss 'hint' needs student and teacher features")
+    return {"ce": ce_weight * cross_entropy(student.logits, labels),
+            "hint": hint_weight * hint_loss(student.features, teacher.features)}
+
+
+def _online_route_terms(student, teacher, labels, rng, *, kl_weight=1.0, temperature=5.0,
+                        teacher_weight=1.0):
+    del teacher, rng
+    if student.features is None:
+        raise ValueError("loss 'online_route' needs the model 'route_pair' (its features "
+                         "are the teacher's logits)")
+    t = student.features
+    kl = distillation_kl(student.logits, jax.lax.stop_gradient(t),
+                         teacher_temperature=temperature, student_temperature=temperature)
+    return {"ce_teacher": teacher_weight * cross_entropy(t, labels),
+            "ce": cross_entropy(student.logits, labels),
+            "kd": kl_weight * temperature**2 * kl}
+
+
 def _registry(*specs: LossSpec) -> Mapping[str, LossSpec]:
     return types.MappingProxyType({spec.name: spec for spec in specs})
 
@@ -686,25 +783,27 @@ LOSSES: Mapping[str, LossSpec] = _registry(
     LossSpec("cross_entropy", _ce_fn, False, {"label_smoothing": 0.0},
              _checker({"label_smoothing": _smoothing})),
     LossSpec("confidence_penalty", _cp_fn, False, {"beta": 0.1},
-             _checker({"beta": _nonneg})),
+             _checker({"beta": _nonneg}), terms=_cp_terms),
     LossSpec("tolerant_teacher", _tolerant_fn, False, {"eta": None, "u": None, "k": 5},
-             _tolerant_check),
+             _tolerant_check, terms=_tolerant_terms),
     LossSpec("born_again", _born_again_fn, True, {"label_weight": 0.0, "temperature": 1.0},
-             _checker({"label_weight": _check_weight, "temperature": _check_positive})),
-    LossSpec("ban_l", _ban_l_fn, True, {}),
+             _checker({"label_weight": _check_weight, "temperature": _check_positive}),
+             terms=_born_again_terms),
+    LossSpec("ban_l", _ban_l_fn, True, {}, terms=_ban_l_terms),
     LossSpec("cwtm", _cwtm_fn, True, {}),
     LossSpec("dkpp", _dkpp_fn, True, {}),
     LossSpec("snapshot_distillation", _sd_fn, True, {"temperature": 2.0},
-             _checker({"temperature": _check_positive})),
+             _checker({"temperature": _check_positive}), terms=_sd_terms),
     LossSpec("kd", _kd_fn, True, {"ce_weight": 1.0, "kl_weight": 1.0, "temperature": 4.0,
-                                  "scale_by_t2": True}, _kd_check),
+                                  "scale_by_t2": True}, _kd_check, terms=_kd_terms),
     LossSpec("hint", _hint_fn, True, {"ce_weight": 1.0, "hint_weight": 1.0},
-             _checker({"ce_weight": _nonneg, "hint_weight": _nonneg}), needs_features=True),
+             _checker({"ce_weight": _nonneg, "hint_weight": _nonneg}), needs_features=True,
+             terms=_hint_terms),
     LossSpec("online_route", _online_route_fn, False,
              {"kl_weight": 1.0, "temperature": 5.0, "teacher_weight": 1.0},
              _checker({"kl_weight": _nonneg, "temperature": _check_positive,
                        "teacher_weight": _nonneg}), needs_features=True,
-             needs_model="route_pair"),
+             needs_model="route_pair", terms=_online_route_terms),
 )
 
 

@@ -1,14 +1,16 @@
-"""Command line: `python -m jaxkd.main --config=configs/<name>.py --workdir=DIR`.
+"""Command line: `jaxkd <command>` / `python -m jaxkd.main <command>`.
 
-Thin on purpose: parse flags, join a multi-host run if the environment describes one, log
-the resolved config and the devices, and call `jaxkd.run.run`, which notebooks call too.
-Config fields can be overridden on the command line: `--config.num_epochs=2`.
+`train` (also the default, without a command: `python -m jaxkd.main --config=configs/<name>.py
+--workdir=DIR`) is this module: parse flags, join a multi-host run if the environment
+describes one, log the resolved config and the devices, and call `jaxkd.run.run`, which
+notebooks call too. Config fields can be overridden on the command line:
+`--config.num_epochs=2`; `--config=NAME` names a shipped config. The other commands
+(`evaluate`, `export`, `predict`, `show-config`) live in `jaxkd.cli`, dispatched on
+`argv[1]` before absl parses any flag; `jaxkd --help` lists them.
 """
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import logging
 import os
 import sys
@@ -18,24 +20,12 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxkd import config as config_lib, exit_codes, run as run_lib
-from jaxkd.engine import sharding
+from jaxkd import cli, config as config_lib, exit_codes, report, run as run_lib
+from jaxkd.cli import configs as configs_lib
+from jaxkd.engine import compile_cache, sharding
 
 
-def _load_config_source(module_name: str, module_path: str):
-    """ml_collections' config-file loader, without the deprecated `loader.load_module()`
-    (a DeprecationWarning since Python 3.10, slated for removal): same module, same
-    `sys.modules` entry, through `exec_module`."""
-    loader = importlib.machinery.SourceFileLoader(module_name, module_path)
-    spec = importlib.util.spec_from_file_location(module_name, module_path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(module_name, None)
-        raise
-    return module
+_load_config_source = configs_lib.load_config_source
 
 
 def _use_exec_module_for_config_files() -> None:
@@ -60,6 +50,7 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_library_logs()
+    compile_cache.enable()   # before anything compiles; JAXKD_NO_COMPILE_CACHE=1 turns it off
     config = _CONFIG.value
     log = logging.getLogger("jaxkd")
     if _CPU_SPLIT.value and isinstance(config.batch_size, int) and \
@@ -71,17 +62,26 @@ def main(argv) -> None:
         log.info("process %d/%d, devices: %s", jax.process_index(), jax.process_count(),
                  jax.devices())
         results = run_lib.run(config, _WORKDIR.value)
+    except KeyboardInterrupt:   # Ctrl-C: committed checkpoints are kept
+        log.error("interrupted; rerun the same command to resume (committed checkpoints "
+                  "are kept)")
+        sys.exit(130)
     except Exception as err:  # pylint: disable=broad-except
         known = exit_codes.classify(err)
         if known is not None:    # a clear message, no traceback from inside JAX or orbax
             log.error("%s", known[1])
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(known[0]) if jax.process_count() > 1 else sys.exit(known[0])
+            # At once in a multi-process run (no barrier with a dead peer), and after an
+            # environment failure (orbax's threads, stuck on a full disk, would print
+            # their tracebacks while the interpreter shuts down).
+            if jax.process_count() > 1 or known[0] == exit_codes.ENVIRONMENT:
+                os._exit(known[0])
+            sys.exit(known[0])
         if jax.process_count() == 1:
             raise
         exit_multi_process(err)
-    print(format_results(results))
+    print(report.format_results(results))
 
 
 def exit_multi_process(err: Exception) -> None:
@@ -122,19 +122,6 @@ def quiet_library_logs() -> None:
     logging.getLogger("jaxkd").setLevel(logging.INFO)
 
 
-def format_results(results: dict) -> str:
-    """A plain-text table of each phase's best and last test top-1, then the ensembles."""
-    lines = [f"{'phase':<12} {'role':<16} {'model':<20} {'best top-1':>10} {'last top-1':>10}"]
-    for p in results["phases"]:
-        lines.append(f"{p['name']:<12} {p['role']:<16} {p['model']:<20} "
-                     f"{p.get('best_top1', float('nan')):>10.4f} "
-                     f"{p.get('last_top1', float('nan')):>10.4f}")
-    for name, ens in results.get("ensembles", {}).items():
-        lines.append(f"{name:<12} {'ensemble':<16} {'+'.join(ens['members']):<20} "
-                     f"{ens['top1']:>10.4f} {'':>10}")
-    return "\n".join(lines)
-
-
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with an override of a field the config lacks as one line.
 
@@ -169,8 +156,10 @@ def _loaded_config(argv: list[str]):
 
 
 def run_main() -> None:
-    """Console-script entry point (`jaxkd --config=... --workdir=...`)."""
-    app.run(main, flags_parser=parse_flags)
+    """Console-script entry point: `jaxkd <command> ...` (`jaxkd --help`); without a
+    command, `jaxkd --config=... --workdir=...` trains, as `jaxkd train` does."""
+    argv = cli.dispatch(list(sys.argv))      # other commands run (and exit) here
+    app.run(main, argv=argv, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

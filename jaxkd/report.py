@@ -5,6 +5,11 @@ aggregate with mean ± std written to `--out`, default the first workdir)::
 
     python -m jaxkd.report --workdir=/tmp/run_seed0 [--workdir=/tmp/run_seed1 ...] [--out=DIR]
 
+The aggregate averages runs that differ only in their seed: workdirs whose config.json
+differ in any other field (resume-safe fields such as progress_bar aside) are refused with
+the differing fields named; `--allow_config_diff` averages them anyway, with a warning and
+the differences listed in aggregate.md.
+
 Each workdir receives `report.md`, `analysis.json` (every number the report computes from
 the checkpoints) and the figures `accuracy.png`, `curves.png`, `second_class.png`. The
 checkpoint statistics (secondary information, agreement, Dist^C / Dist^S, ensembles of every
@@ -48,10 +53,14 @@ def read_metrics(workdir: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_config(workdir: pathlib.Path) -> dict:
+    """The run's `config.json` as a dict."""
+    return json.loads((pathlib.Path(workdir) / "config.json").read_text())
+
+
 def load_plan(workdir: pathlib.Path) -> list[plans.Phase]:
     """The run's plan, rebuilt from `config.json` (pure: no data, no compile)."""
-    config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
-    return plans.build(ml_collections.ConfigDict(config))
+    return plans.build(ml_collections.ConfigDict(read_config(workdir)))
 
 
 def phase_records(workdir: pathlib.Path, metrics: list[dict], plan) -> list[dict]:
@@ -97,6 +106,36 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence], *,
+               right: Sequence[bool] = ()) -> str:
+    """A plain-text table whose columns are as wide as their widest cell (no overflow).
+
+    `right[i]` right-aligns column i (numbers); columns are separated by two spaces.
+    """
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    align = list(right) + [False] * (len(header) - len(right))
+    return "\n".join("  ".join(c.rjust(w) if a else c.ljust(w)
+                               for c, w, a in zip(r, widths, align)).rstrip()
+                     for r in cells)
+
+
+def format_results(results: dict) -> str:
+    """The end-of-run table: each phase's best and last test top-1, then the ensembles.
+
+    Columns adapt to the longest name (`snapshot_ensemble`, `sd_ensemble[cycle1..cycle4]`,
+    long member lists), so no value runs into the next column.
+    """
+    def num(x):
+        return "-" if x is None else f"{x:.4f}"
+    rows = [[p["name"], p.get("role", "-"), p.get("model", "-"), num(p.get("best_top1")),
+             num(p.get("last_top1"))] for p in results.get("phases", [])]
+    rows += [[name, "ensemble", "+".join(e.get("members", ())), num(e.get("top1")), "-"]
+             for name, e in results.get("ensembles", {}).items()]
+    return text_table(["phase", "role", "model / members", "best top-1", "last top-1"],
+                      rows, right=[False, False, False, True, True])
 
 
 def pct(x, digits: int = 2) -> str:
@@ -233,7 +272,7 @@ def _ensemble_points(results: dict, summary: dict) -> list[dict]:
 
 
 def _figures(workdir, records, results, summary, matrices, class_names, metrics, plan):
-    title = f"{workdir.name}: {results.get('method', '')}"
+    title = f"{workdir.name}: {results.get('method') or read_config(workdir).get('method')}"
     figures.accuracy_figure(records, _ensemble_points(results, summary),
                             workdir / ACCURACY_PNG, title=title)
     series, bounds = curve_series(metrics, plan)
@@ -274,7 +313,9 @@ def workdir_report(workdir: str | pathlib.Path, *, evaluate: bool = True) -> pat
             note = f"\n_Checkpoint analysis failed: {type(err).__name__}: {err}_\n"
     pngs = _figures(workdir, records, results, summary, matrices, class_names, metrics, plan)
     wall = results.get("run_wall_time")
-    head = (f"# Report: {workdir.name}\n\nmethod `{results.get('method', '?')}`, "
+    method = results.get("method") or read_config(workdir).get("method", "?")
+    partial = "" if results else " (unfinished: from metrics.jsonl)"
+    head = (f"# Report: {workdir.name}\n\nmethod `{method}`{partial}, "
             f"{len(plan)} phases, workdir `{workdir}`" +
             (f", run wall time {wall:.0f} s" if wall else "") + "\n" + note)
     sections = [head, phase_section(records, plan), ensemble_section(results, summary),
@@ -298,8 +339,57 @@ def _results_with_prefix_ensembles(workdir: pathlib.Path) -> dict:
     return results
 
 
-def aggregate_report(workdirs: Sequence[pathlib.Path], out: pathlib.Path) -> pathlib.Path:
-    """Mean ± std over runs (e.g. seeds) of phase and ensemble accuracies: aggregate.md."""
+class ConfigsDifferError(ValueError):
+    """Runs asked to be averaged differ in more than their seed."""
+
+
+# Fields in which runs that are averaged may differ: the seed, and what changes nothing
+# computed (jaxkd.run's resume-safe fields, e.g. progress_bar).
+_COMPARE_FREE = ("config.seed",)
+
+
+def config_differences(workdirs: Sequence[pathlib.Path]) -> dict[str, list[str]]:
+    """For each workdir after the first, the `field: first -> this` lines of its config.json
+    that differ from the first workdir's, other than the seed (empty: comparable runs)."""
+    from jaxkd import run as run_lib
+    first = read_config(workdirs[0])
+    out = {}
+    for w in workdirs[1:]:
+        diff = [line for line in run_lib.config_diff(first, read_config(w))
+                if line.split(":", 1)[0] not in _COMPARE_FREE]
+        if diff:
+            out[str(w)] = diff
+    return out
+
+
+def check_comparable(workdirs: Sequence[pathlib.Path], *,
+                     allow_config_diff: bool = False) -> dict[str, list[str]]:
+    """Refuses (ConfigsDifferError) to average runs whose configs differ in more than the
+    seed; with `allow_config_diff` logs a warning instead. Returns the differences."""
+    diffs = config_differences(workdirs)
+    if not diffs:
+        return diffs
+    lines = "\n".join(f"  {w} (vs {workdirs[0]}):\n    " + "\n    ".join(d)
+                      for w, d in diffs.items())
+    if not allow_config_diff:
+        raise ConfigsDifferError(
+            f"refusing to average runs whose configs differ in more than the seed:\n{lines}\n"
+            f"Average runs of one config (seeds), or pass --allow_config_diff "
+            f"(allow_config_diff=True) to average them anyway.")
+    log.warning("averaging runs whose configs differ in more than the seed:\n%s", lines)
+    return diffs
+
+
+def aggregate_report(workdirs: Sequence[pathlib.Path], out: pathlib.Path, *,
+                     allow_config_diff: bool = False) -> pathlib.Path:
+    """Mean ± std over runs (e.g. seeds) of phase and ensemble accuracies: aggregate.md.
+
+    Raises:
+        ConfigsDifferError: the configs differ in more than the seed (unless
+            `allow_config_diff`, which lists the differences in aggregate.md instead).
+    """
+    workdirs = [pathlib.Path(w) for w in workdirs]
+    diffs = check_comparable(workdirs, allow_config_diff=allow_config_diff)
     out.mkdir(parents=True, exist_ok=True)
     agg = analysis.aggregate_results([_results_with_prefix_ensembles(w) for w in workdirs])
     rows = [[n, s.get("best_top1", {}).get("n", 0), _pm(s.get("best_top1")),
@@ -310,7 +400,10 @@ def aggregate_report(workdirs: Sequence[pathlib.Path], out: pathlib.Path) -> pat
     figures.aggregate_figure([dict(name=n, **s) for n, s in agg["phases"].items()],
                              out / AGGREGATE_PNG, title=f"{len(workdirs)} runs")
     text = [f"# Aggregate over {len(workdirs)} runs\n\n" +
-            "\n".join(f"- `{w}`" for w in workdirs),
+            "\n".join(f"- `{w}`" for w in workdirs) +
+            ("".join(f"\n\n**Warning: config of `{w}` differs from the first in more than "
+                     f"the seed:** " + "; ".join(f"`{x}`" for x in d)
+                     for w, d in diffs.items())),
             "## Phases (test top-1 / top-5 %, mean ± sample std)\n\n" +
             md_table(["phase", "runs", "best top-1", "last top-1", "best top-5",
                       "last top-5"], rows)]
@@ -325,21 +418,27 @@ def aggregate_report(workdirs: Sequence[pathlib.Path], out: pathlib.Path) -> pat
 
 
 def write_report(workdirs: Sequence[str | pathlib.Path], out: str | pathlib.Path | None = None,
-                 *, evaluate: bool = True) -> list[pathlib.Path]:
+                 *, evaluate: bool = True,
+                 allow_config_diff: bool = False) -> list[pathlib.Path]:
     """Reports every workdir and, for more than one, their aggregate (in `out` or the first).
 
     Args:
         workdirs: finished (or partly finished) run directories.
         out: where the aggregate goes; default the first workdir.
         evaluate: re-evaluate the final checkpoints for the secondary-information tables.
+        allow_config_diff: average runs whose configs differ in more than the seed (a
+            warning) instead of refusing (ConfigsDifferError, before anything is written).
 
     Returns:
         The markdown files written (each report.md, then aggregate.md if any).
     """
     workdirs = [pathlib.Path(w).absolute() for w in workdirs]
+    if len(workdirs) > 1:   # refuse before minutes of checkpoint evaluation
+        check_comparable(workdirs, allow_config_diff=allow_config_diff)
     paths = [workdir_report(w, evaluate=evaluate) for w in workdirs]
     if len(workdirs) > 1:
-        paths.append(aggregate_report(workdirs, pathlib.Path(out or workdirs[0]).absolute()))
+        paths.append(aggregate_report(workdirs, pathlib.Path(out or workdirs[0]).absolute(),
+                                      allow_config_diff=allow_config_diff))
     return paths
 
 
@@ -351,7 +450,12 @@ def main(argv) -> None:
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-restore chatter
     f = flags.FLAGS
-    for path in write_report(f.workdir, f.out, evaluate=f.evaluate):
+    try:
+        paths = write_report(f.workdir, f.out, evaluate=f.evaluate,
+                             allow_config_diff=f.allow_config_diff)
+    except ConfigsDifferError as err:
+        raise SystemExit(f"jaxkd.report: {err}") from None
+    for path in paths:
         print(path)
 
 
@@ -361,6 +465,8 @@ def _define_flags() -> None:
     flags.DEFINE_multi_string("workdir", None, "Run directory; repeat for several runs.")
     flags.DEFINE_string("out", None, "Directory of the aggregate (default: first workdir).")
     flags.DEFINE_bool("evaluate", True, "Re-evaluate the final checkpoints.")
+    flags.DEFINE_bool("allow_config_diff", False, "Average runs whose configs differ in more "
+                      "than the seed (default: refuse).")
     flags.mark_flags_as_required(["workdir"])
 
 

@@ -65,8 +65,18 @@ def _check_workdir_config(config, workdir: pathlib.Path) -> None:
     A config.json that is not a config (not JSON, not an object, no 'method', 'model' and
     'data', a group of the schema that is not an object) is a ValueError naming the file;
     with config.allow_config_change it is replaced, with a warning.
+
+    While no phase has begun (no phase folder holds a checkpoint: a start that failed at
+    data loading, a compile, or before the first checkpoint), a different config simply
+    replaces config.json (one log line): nothing computed depends on the old one, so
+    fixing a typo and rerunning the command needs no --config.allow_config_change.
     """
     path = workdir / "config.json"
+    phases = workdir / "phases"
+    begun = phases.is_dir() and any(
+        sub.is_dir() and any(sub.iterdir())
+        for phase in phases.iterdir() if phase.is_dir()
+        for sub in (phase / "ckpt", phase / "final", phase / "anchors"))
     new = json.loads(config.to_json())
     if path.exists():
         if path.is_dir():
@@ -92,6 +102,10 @@ def _check_workdir_config(config, workdir: pathlib.Path) -> None:
             log.warning("%s is not a config jaxkd wrote (%s); replaced with this config "
                         "(config.allow_config_change=True)", path, problem)
         diff = [] if problem else config_diff(old, new)
+        if diff and not begun and not config.allow_config_change:
+            log.info("%s: config changed before any phase began (%s); config.json replaced",
+                     workdir, "; ".join(diff))
+            diff = []
         if diff and not config.allow_config_change:
             raise ConfigMismatchError(
                 f"{workdir} was written by a different config; fields that differ:\n  " +
@@ -196,13 +210,17 @@ class Runner:
     def _phase_dir(self, name: str) -> pathlib.Path:
         return self.workdir / "phases" / name
 
-    def _optimizer(self, phase: plans.Phase, start_step: int):
+    def _schedule(self, phase: plans.Phase, start_step: int):
+        """The phase's learning rate as a function of the optimiser's step count."""
         spe = self.pipeline.steps_per_epoch
         sched = schedules.build(dict(phase.schedule), steps_per_epoch=spe,
                                 num_epochs=phase.schedule_num_epochs or phase.num_epochs)
         offset = start_step - phase.schedule_start_epoch * spe
+        return state_lib.offset_schedule(sched, offset)
+
+    def _optimizer(self, phase: plans.Phase, start_step: int):
         return state_lib.make_optimizer(self.config.optimizer,
-                                        state_lib.offset_schedule(sched, offset))
+                                        self._schedule(phase, start_step))
 
     def _fresh_state(self, phase: plans.Phase, model):
         key = jax.random.fold_in(jax.random.fold_in(self.key, 1), phase.seed_index)
@@ -324,11 +342,16 @@ class Runner:
         init_state, start = self._initial_state(index, model)
         teacher = self.teacher(index, init_state)
         key = jax.random.fold_in(jax.random.fold_in(self.key, 2), index)
-        log.info("phase %d/%d %s (%s, init=%s, teacher=%s, loss=%s, %d epochs)", index + 1,
-                 len(self.plan), phase.name, phase.model, phase.init,
-                 describe_teacher(phase.teacher), phase.loss, phase.num_epochs)
+        spe = self.pipeline.steps_per_epoch
+        later = sum(p.num_epochs * spe for p in self.plan[index + 1:])
+        self.ctx.clock.steps_after = later
+        log.info("phase %d/%d %s (%s, init=%s, teacher=%s, loss=%s, %d epochs): %s",
+                 index + 1, len(self.plan), phase.name, phase.model, phase.init,
+                 describe_teacher(phase.teacher), phase.loss, phase.num_epochs,
+                 self.ctx.clock.describe(phase.num_epochs * spe + later))
         state, record = loop.train_phase(self.ctx, phase, model, init_state, teacher=teacher,
-                                         key=key, start_step=start)
+                                         key=key, start_step=start,
+                                         schedule=self._schedule(phase, start))
         self._finals = {phase.name: state}   # keep only what the next phase may continue
         return record
 
@@ -386,6 +409,11 @@ def write_json_atomic(path: pathlib.Path, obj) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     """Runs `config`'s plan in `workdir`; returns the results (also in results.json)."""
     workdir = pathlib.Path(workdir).absolute()
+    if config.get("smoke", False) is True:   # --config.smoke=True: a trial of about a minute
+        from jaxkd import presets
+        config = presets.smoke(config)
+        log.info("config.smoke: %s, %s on the bundled sample, batch %d, %d epoch(s)",
+                 config.method, config.model, config.batch_size, config.num_epochs)
     plan = validate(config)
     for phase in plan:
         _check_teacher_paths(phase)
@@ -404,7 +432,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
         if config.write_report and jax.process_index() == 0:
             try:
                 from jaxkd import report
+                t = time.perf_counter()
+                log.info("writing the report (tables and figures) to %s", workdir)
                 report.write_report([workdir])
+                log.info("report written in %.1f s", time.perf_counter() - t)
             except ImportError:
                 pass
     return results

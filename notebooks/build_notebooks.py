@@ -17,28 +17,46 @@ import nbformat
 from nbformat import v4
 
 HERE = pathlib.Path(__file__).resolve().parent
-REPO_URL = "https://github.com/YOUR_ORG/jaxkd"   # placeholder: where this repository lives
 
-INSTALL = f'''import importlib.util
+# The first lines of every parameters cell: where to install jaxkd from when it is not
+# importable (a fresh Colab runtime). The repository's public URL is not fixed here: the
+# user sets it (or the JAXKD_REPO_URL environment variable) and the install cell stops with
+# a clear message when it is needed and unset.
+REPO_URL_PARAM = '''# >>> SET ME on Colab: the git URL of the jaxkd repository (or set the JAXKD_REPO_URL
+# environment variable). Not needed in a local checkout with jaxkd installed.
+REPO_URL = ""'''
+
+INSTALL = '''import importlib.util
+import os
 import pathlib
 import subprocess
 import sys
 
-REPO_URL = "{REPO_URL}"   # placeholder: set to this repository
+REPO_URL = REPO_URL or os.environ.get("JAXKD_REPO_URL", "")
+
+
+def _need_repo_url(what):
+    if not REPO_URL:
+        raise RuntimeError(
+            f"{what} needs the jaxkd repository's git URL: set REPO_URL in the first code "
+            f"cell (parameters) or the JAXKD_REPO_URL environment variable, then rerun.")
+
+
 if importlib.util.find_spec("jaxkd") is None:   # e.g. a fresh Colab runtime
+    _need_repo_url("Installing jaxkd (it is not importable here)")
     # Keep the runtime's jax/jaxlib (its TPU/GPU build): pinned as constraints, pip either
     # installs jaxkd beside them (jaxkd declares ranges) or stops with a conflict.
     import importlib.metadata as metadata
     keep = []
     for dist in ("jax", "jaxlib"):
         try:
-            keep.append(f"{{dist}}=={{metadata.version(dist)}}")
+            keep.append(f"{dist}=={metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             pass
     constraints = pathlib.Path("jaxkd_keep_runtime.txt")
     constraints.write_text("\\n".join(keep) + "\\n")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", str(constraints),
-                    f"jaxkd[tfds] @ git+{{REPO_URL}}"], check=True)
+                    f"jaxkd[tfds] @ git+{REPO_URL}"], check=True)
 # configs/ (the papers' settings) is not part of the package: use the checkout this notebook
 # lives in, else clone one.
 REPO_DIR = next((d for d in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
@@ -46,17 +64,45 @@ REPO_DIR = next((d for d in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
 if REPO_DIR is None:
     REPO_DIR = pathlib.Path("jaxkd_src").absolute()
     if not REPO_DIR.exists():
+        _need_repo_url("Cloning the configs/ folder")
         subprocess.run(["git", "clone", "--depth=1", REPO_URL, str(REPO_DIR)], check=True)
-print("configs from", REPO_DIR / "configs")'''
+print("configs from", REPO_DIR / "configs")
+
+# Per-epoch lines (test accuracy, img/s) in the cell output: the kernel has no logging
+# set up, and jaxkd logs through the 'jaxkd' logger. One handler, also on a rerun.
+import logging
+
+_log = logging.getLogger("jaxkd")
+_log.setLevel(logging.INFO)
+_log.propagate = False
+if not any(getattr(h, "_jaxkd_notebook", False) for h in _log.handlers):
+    _handler = logging.StreamHandler(sys.stdout)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    _handler._jaxkd_notebook = True
+    _log.addHandler(_handler)'''
 
 INSTALL_NOTE = """## Install
 
 Skipped when `jaxkd` is importable (a local checkout installed with `pip install -e .`).
-On Colab it installs the library from git (set `REPO_URL` in the next cell to where this
-repository lives) with the `tfds` extra, keeping the runtime's own `jax` and `jaxlib` (its
+On Colab it installs the library from git (set `REPO_URL` in the first code cell, or the
+`JAXKD_REPO_URL` environment variable, to where this repository lives; the cell stops with
+a message saying so when it is unset) with the `tfds` extra, keeping the runtime's own `jax` and `jaxlib` (its
 TPU or GPU build): they are passed to pip as constraints, so pip installs jaxkd beside them
 or, if the runtime's jax is outside jaxkd's supported range (jax 0.10.2 to 0.12.x, see
-`pyproject.toml`), stops with a version conflict instead of replacing it."""
+`pyproject.toml`), stops with a version conflict instead of replacing it. The cell also
+sends jaxkd's log lines (one per epoch: test accuracy, throughput) to the cell output;
+training runs with `config.progress_bar = False`, since tqdm bars flood a saved notebook."""
+
+DATA_NOTE = """## Data (`DATA_SOURCE`)
+
+- `"tfds"`: the paper's data set through TensorFlow Datasets (the paper default; needs the
+  `jaxkd[tfds]` extra, which the install cell adds, and downloads and prepares it once,
+  which needs `tensorflow-cpu`).
+- `"cifar_binary"` with `DATA_PATH`: offline, the official binary archive, e.g.
+  `cifar-100-binary.tar.gz` from https://www.cs.toronto.edu/~kriz/cifar.html (upload it, or
+  put it on Google Drive, and set `DATA_PATH` to it).
+- `"sample"`: the CIFAR-10 sample bundled with the package (no download; what `TINY = True`
+  and CPU runs use: ResNet-8, 16 images per class, 1-2 epochs per phase)."""
 
 RUNTIME = '''import jax
 
@@ -87,7 +133,7 @@ TINY_CONFIG = '''if TINY:   # CPU smoke test: bundled sample, ResNet-8, 160 imag
     config.schedule.boundaries = ()
     config.log_every_steps = 5
 config.dtype = "bfloat16" if ACCELERATOR and BFLOAT16 and not TINY else "float32"
-config.progress_bar = not TINY
+config.progress_bar = False   # per-epoch log lines instead: tqdm bars flood a saved notebook
 # Batches split evenly over the devices (e.g. 8 TPU cores): round the eval batch up.
 config.eval_batch_size = -(-config.eval_batch_size // jax.device_count()) * jax.device_count()'''
 
@@ -116,26 +162,28 @@ def _code(source: str, tags: tuple = ()) -> nbformat.NotebookNode:
     return cell
 
 
-def _common(params: str) -> list:
-    return [_code(params, ("parameters",)), v4.new_markdown_cell(INSTALL_NOTE),
-            _code(INSTALL), v4.new_markdown_cell("## Runtime"), _code(RUNTIME),
-            _code(LOAD_CONFIG)]
+def _common(params: str, data_note: bool = True) -> list:
+    cells = [_code(REPO_URL_PARAM + "\n" + params, ("parameters",))]
+    cells += [v4.new_markdown_cell(DATA_NOTE)] if data_note else []
+    return cells + [v4.new_markdown_cell(INSTALL_NOTE), _code(INSTALL),
+                    v4.new_markdown_cell("## Runtime"), _code(RUNTIME), _code(LOAD_CONFIG)]
 
 
 def quickstart() -> list:
     intro = """# jaxkd quickstart: a teacher and a born-again student
 
-**Runtime:** any; a CPU runtime is enough (about 2 minutes on 2 cores).
+**Runtime:** any; a CPU runtime is enough (the measured time of this run is in the
+README, "Two commands"; `TINY`: about a minute).
 
 Trains a ResNet-8 teacher and a born-again ResNet-8 student on the CIFAR-10 sample shipped
 with the package (no download) with `configs/quickstart.py`, then shows the run's report:
 accuracy per phase, training curves, secondary information (Yang et al. 2018, Table 1 and
-Figure 1), student-teacher agreement. About 5 minutes on 2 CPU cores (`TINY`: about one)."""
+Figure 1), student-teacher agreement."""
     params = '''TINY = False               # True: 1 epoch per phase on 160 images (tests)
 WORKDIR = "runs/quickstart"  # checkpoints, metrics, results.json, report.md, figures
 CONFIG = "quickstart"        # configs/quickstart.py
 NUM_EPOCHS = 8
-DATA_SOURCE = "sample"       # the bundled CIFAR-10 sample
+DATA_SOURCE = "sample"       # the bundled CIFAR-10 sample (no download, CPU is enough)
 SEEDS = (0,)
 BFLOAT16 = False'''
     tiny = '''if TINY:
@@ -145,7 +193,7 @@ config.num_epochs = NUM_EPOCHS
 config.data.source = DATA_SOURCE
 {TINY_CONFIG}
 print(config)'''
-    return ([v4.new_markdown_cell(intro)] + _common(params) + [
+    return ([v4.new_markdown_cell(intro)] + _common(params, data_note=False) + [
         _code(tiny), v4.new_markdown_cell("## Config and training"), _code(config),
         _code(RUN_SEEDS), v4.new_markdown_cell("## Report"), _code(SHOW_REPORT)])
 
@@ -171,12 +219,13 @@ CONFIG = "sd_resnet56"             # configs/sd_resnet56.py: the paper's CIFAR s
 NUM_EPOCHS = 164
 CYCLES = 4                         # mini-generations (must divide NUM_EPOCHS)
 TEMPERATURE = 2.0                  # T of Eqn 3 (the paper uses 2 or 3)
-DATA_SOURCE = "tfds"               # CIFAR-100 via TFDS; "cifar_binary" + DATA_PATH offline
-DATA_PATH = ""
+DATA_SOURCE = "tfds"               # "tfds" (paper default), "cifar_binary" + DATA_PATH
+DATA_PATH = ""                     # (offline archive) or "sample" (CPU): see "Data" below
 SEEDS = (0,)                       # several seeds: an aggregate with mean ± std
 BFLOAT16 = True                    # bfloat16 activations on TPU / GPU'''
-    tiny = '''if TINY:
-    NUM_EPOCHS, CYCLES, DATA_SOURCE, SEEDS = 2, 2, "sample", (0,)'''
+    tiny = '''if TINY:   # CPU: the bundled sample, whatever DATA_SOURCE says
+    NUM_EPOCHS, CYCLES, DATA_SOURCE, SEEDS = 2, 2, "sample", (0,)
+print("data source:", DATA_SOURCE, DATA_PATH)'''
     config = f'''config = load_config(CONFIG)
 config.num_epochs = NUM_EPOCHS
 config.snapshot.cycles = CYCLES
@@ -216,12 +265,13 @@ CONFIG = "tt_resnet110"            # configs/tt_resnet110.py: D(0.6, 0.6), ResNe
 NUM_EPOCHS = 164                   # per generation
 GENERATIONS = 5                    # students after the patriarch
 U, LABEL_WEIGHT = 0.6, 0.6         # D(u, lambda)
-DATA_SOURCE = "tfds"               # CIFAR-100 via TFDS; "cifar_binary" + DATA_PATH offline
-DATA_PATH = ""
+DATA_SOURCE = "tfds"               # "tfds" (paper default), "cifar_binary" + DATA_PATH
+DATA_PATH = ""                     # (offline archive) or "sample" (CPU): see "Data" below
 SEEDS = (0,)                       # several seeds: an aggregate with mean ± std
 BFLOAT16 = True                    # bfloat16 activations on TPU / GPU'''
-    tiny = '''if TINY:
-    NUM_EPOCHS, GENERATIONS, DATA_SOURCE, SEEDS = 1, 1, "sample", (0,)'''
+    tiny = '''if TINY:   # CPU: the bundled sample, whatever DATA_SOURCE says
+    NUM_EPOCHS, GENERATIONS, DATA_SOURCE, SEEDS = 1, 1, "sample", (0,)
+print("data source:", DATA_SOURCE, DATA_PATH)'''
     config = f'''config = load_config(CONFIG)
 config.num_epochs = NUM_EPOCHS
 config.generations = GENERATIONS

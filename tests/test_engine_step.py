@@ -90,6 +90,23 @@ def test_teacher_changes_the_loss_compared_with_ce():
     assert float(m_kd["loss"]) > float(m_ce["loss"])   # kd = CE + T^2 KL with KL > 0
 
 
+def test_kd_step_metrics_carry_loss_terms_that_add_up():
+    mesh = sharding.make_mesh(1)
+    model, state = _state(mesh)
+    _, m = _kd_step(mesh, model, model)(state, _teacher_vars(mesh, 1), _batch(mesh),
+                                        jax.random.key(0))
+    assert {"loss_ce", "loss_kd"} <= set(m)
+    assert float(m["loss_kd"]) > 0
+    np.testing.assert_allclose(float(m["loss_ce"]) + float(m["loss_kd"]), float(m["loss"]),
+                               rtol=1e-5)
+    ce = step_lib.make_train_step(model, losses.get("cross_entropy"), {}, mesh=mesh)
+    _, state = _state(mesh)
+    _, m_ce = ce(state, None, _batch(mesh), jax.random.key(0))
+    assert not any(k.startswith("loss_") for k in m_ce)     # one term: `loss` alone
+    # The CE part of kd is the plain CE step's loss (ce_weight 1, same params and batch).
+    np.testing.assert_allclose(float(m["loss_ce"]), float(m_ce["loss"]), rtol=1e-5)
+
+
 def test_nonfinite_step_is_not_applied():
     mesh = sharding.make_mesh(1)
     model, state = _state(mesh)

@@ -435,3 +435,80 @@ def test_hint_needs_features():
         spec.fn(losses.Outputs(LOGITS), losses.Outputs(TEACHER), LABELS, jax.random.key(0))
     with pytest.raises(ValueError, match="teacher"):
         losses.get("kd").fn(losses.Outputs(LOGITS), None, LABELS, jax.random.key(0))
+
+
+# ------------------------------------------------------------------------------------------
+# The weighted parts of two-term losses (logged as loss_<term>; issue 20).
+# ------------------------------------------------------------------------------------------
+
+FEATURES = np.array([[0.5, 1.0, -1.0, 2.0], [1.0, 0.0, 0.0, 3.0], [0.0, 2.0, 1.0, -1.0]],
+                    np.float32)
+
+
+def _np_tsd(x, k):
+    top = -np.sort(-np_softmax(x), axis=-1)[:, :k]
+    return top[:, 0] - top[:, 1:].mean(-1)
+
+
+@pytest.mark.parametrize("name,params,expected", [
+    ("kd", dict(ce_weight=0.3, kl_weight=0.7, temperature=4.0, scale_by_t2=True),
+     lambda: {"ce": 0.3 * np_ce(LOGITS, LABELS),
+              "kd": 0.7 * 16 * np_kl(TEACHER, LOGITS, 4.0, 4.0)}),
+    ("kd", dict(temperature=2.0, scale_by_t2=False),
+     lambda: {"ce": np_ce(LOGITS, LABELS), "kd": np_kl(TEACHER, LOGITS, 2.0, 2.0)}),
+    ("born_again", dict(label_weight=0.4, temperature=2.0),
+     lambda: {"ce": 0.4 * np_ce(LOGITS, LABELS), "kd": 0.6 * np_kl(TEACHER, LOGITS, 2, 2)}),
+    ("snapshot_distillation", dict(temperature=3.0),
+     lambda: {"ce": (1 + 1 / 3) * np_ce(LOGITS, LABELS), "kd": np_kl(TEACHER, LOGITS, 3.0)}),
+    ("tolerant_teacher", dict(eta=0.6, k=3),
+     lambda: {"ce": 0.6 * np_ce(LOGITS, LABELS), "tsd": 0.4 * _np_tsd(LOGITS, 3)}),
+    ("ban_l", {}, lambda: {"ce": np_ce(LOGITS, LABELS), "kd": np_kl(TEACHER, LOGITS)}),
+    ("confidence_penalty", dict(beta=0.2),
+     lambda: {"ce": np_ce(LOGITS, LABELS),
+              "cp": 0.2 * (np_softmax(LOGITS) * np_log_softmax(LOGITS)).sum(-1)}),
+    ("online_route", dict(kl_weight=0.5, temperature=2.0, teacher_weight=0.8),
+     lambda: {"ce_teacher": 0.8 * np_ce(FEATURES, LABELS), "ce": np_ce(LOGITS, LABELS),
+              "kd": 0.5 * 4 * np_kl(FEATURES, LOGITS, 2.0, 2.0)}),
+])
+def test_loss_terms_match_their_formulas_and_add_up(name, params, expected):
+    spec = losses.get(name)
+    params = spec.resolve(params)
+    student = losses.Outputs(jnp.asarray(LOGITS),
+                             jnp.asarray(FEATURES) if name == "online_route" else None)
+    teacher = losses.Outputs(jnp.asarray(TEACHER)) if spec.needs_teacher else None
+    args = (student, teacher, jnp.asarray(LABELS), jax.random.key(0))
+    terms = {k: np.asarray(v) for k, v in spec.terms(*args, **params).items()}
+    want = expected()
+    assert set(terms) == set(want)
+    for key in want:
+        np.testing.assert_allclose(terms[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    # The total is the loss's own value, unchanged: the sum of its terms by the formula.
+    total = np.asarray(spec.fn(*args, **params))
+    np.testing.assert_allclose(sum(terms.values()), total, rtol=1e-5, atol=1e-6)
+
+
+def test_two_term_losses_all_report_terms():
+    single = {"cross_entropy", "cwtm", "dkpp"}     # one term each (cwtm: a weighted CE)
+    assert {n for n in losses.names() if losses.get(n).terms is None} == single
+
+
+def test_public_kd_loss_gradient_by_hand():
+    """Hinton KD: d/dz = a (softmax(z) - y) + b T (softmax(z/T) - softmax(t/T)), b = lambda;
+    the array-level `kd_loss` is the registry's 'kd' and the sum of its terms."""
+    z = jnp.array([[0.5, -1.0, 2.0, 0.1]])
+    t = jnp.array([[1.5, 0.2, -0.3, 0.0]])
+    y = jnp.array([2])
+    a, lam, temp = 0.3, 0.7, 3.0
+    loss = lambda z_: losses.kd_loss(z_, t, y, ce_weight=a, kl_weight=lam,  # noqa: E731
+                                     temperature=temp)[0]
+    want = a * (jax.nn.softmax(z) - jax.nn.one_hot(y, 4)) + lam * temp * (
+        jax.nn.softmax(z / temp) - jax.nn.softmax(t / temp))
+    np.testing.assert_allclose(jax.grad(loss)(z), want, atol=1e-6)
+    terms = losses.kd_loss_terms(z, t, y, ce_weight=a, kl_weight=lam, temperature=temp)
+    np.testing.assert_allclose(terms["ce"] + terms["kd"], jax.jit(losses.kd_loss)(z, t, y,
+                               ce_weight=a, kl_weight=lam, temperature=temp))
+    spec = losses.get("kd")
+    out = spec.fn(losses.Outputs(z), losses.Outputs(t), y, None, ce_weight=a, kl_weight=lam,
+                  temperature=temp, scale_by_t2=True)
+    np.testing.assert_array_equal(out, losses.kd_loss(z, t, y, ce_weight=a, kl_weight=lam,
+                                                      temperature=temp))

@@ -76,3 +76,47 @@ def test_notebook_runs_tiny(path, tmp_path, kernel_env):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)   # figures displayed
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "epoch 1/" in text and "test top-1" in text      # per-epoch lines (logging set up)
+    assert "it/s]" not in text and "\r" not in text         # no tqdm bars in the saved cells
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_settings_for_colab(path):
+    """REPO_URL is a marked setting of the first code cell (or JAXKD_REPO_URL), never a
+    placeholder; progress bars are off; the data options are spelled out."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert code[0].startswith("# >>> SET ME on Colab") and 'REPO_URL = ""' in code[0]
+    assert "YOUR_ORG" not in "".join(code)
+    install = next(c for c in code if "JAXKD_REPO_URL" in c and "pip" in c)
+    assert "needs the jaxkd repository's git URL" in install
+    assert 'logging.getLogger("jaxkd")' in install
+    assert any("config.progress_bar = False" in c for c in code)
+    if "DATA_PATH" in code[0]:
+        text = "".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        for option in ('"tfds"', '"cifar_binary"', '"sample"'):
+            assert option in text
+
+
+def test_install_cell_fails_clearly_without_a_repo_url(monkeypatch):
+    """Where jaxkd is not importable and REPO_URL is unset, one clear error, no pip call."""
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    install = next(c.source for c in nb.cells
+                   if c.cell_type == "code" and "JAXKD_REPO_URL" in c.source
+                   and "pip" in c.source)
+    env = {"REPO_URL": "", "__name__": "__main__"}
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.delenv("JAXKD_REPO_URL", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jaxkd" else real(name, *a))
+    with pytest.raises(RuntimeError, match="set REPO_URL in the first code cell"):
+        exec(compile(install, "install", "exec"), env)
+
+
+def test_notebook_runs_are_git_ignored():
+    import subprocess
+    done = subprocess.run(["git", "check-ignore", "-q", "notebooks/runs/quickstart/x"],
+                          cwd=REPO)
+    assert done.returncode == 0

@@ -25,7 +25,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _DEFAULTS = dict(source="sample", name="", path="", test_path="", data_dir="",
                  label_key="label", image_key="", train_split="", test_split="",
                  streaming="auto", heldout_size=0, heldout_mode="carve", train_per_class=0,
-                 image_size=32)
+                 test_per_class=0, image_size=32)
 HELDOUT_MODES = ("carve", "sample")
 _AUGMENT_DEFAULTS = dict(kind="cifar", crop_padding=4, pad_mode="constant", flip=True)
 

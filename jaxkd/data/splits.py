@@ -8,6 +8,9 @@ Order of operations, all reproducible from `seed`:
      `train_per_class`;
   3. `train_per_class` > 0 keeps that many examples of each class of what is left, chosen
      with `default_rng([seed, 2])`; indices are kept in their original order;
+  3b. `test_per_class` > 0 keeps that many examples of each class of the test split (an
+     evaluation subset for fast trials), chosen with `default_rng([seed, 3])`, in their
+     original order;
   4. the per-channel mean and standard deviation are computed from the final train split
      (in [0, 1] units); streamed data sets use the ImageNet constants instead.
 """
@@ -30,7 +33,7 @@ from jaxkd.data.dataset import (HELDOUT_MODES, IMAGENET_MEAN, IMAGENET_STD, LABE
                                 StreamingDataset, check, check_labels,
                                 check_non_negative_int, data_field, field, validate_augment)
 
-_HELDOUT_STREAM, _SUBSET_STREAM = 1, 2
+_HELDOUT_STREAM, _SUBSET_STREAM, _TEST_SUBSET_STREAM = 1, 2, 3
 log = logging.getLogger(__name__)
 # What readers raise for missing, truncated or garbled files; turned into a ValueError
 # naming config.data.path so the command line prints a message, not a traceback.
@@ -45,6 +48,7 @@ def _validate(cfg: Any) -> None:
     check(data_field(cfg, "heldout_mode") in HELDOUT_MODES, f"config.data.heldout_mode must "
           f"be one of {HELDOUT_MODES}, got {data_field(cfg, 'heldout_mode')!r}")
     check_non_negative_int(data_field(cfg, "train_per_class"), "config.data.train_per_class")
+    check_non_negative_int(data_field(cfg, "test_per_class"), "config.data.test_per_class")
     size = data_field(cfg, "image_size")
     check(check_non_negative_int(size, "config.data.image_size") > 0,
           f"config.data.image_size must be > 0, got {size!r}")
@@ -180,18 +184,25 @@ def carve_heldout(train, size: int, seed: int, mode: str = "carve"):
     return train.subset(rest), train.subset(held)
 
 
-def per_class_subset(train, per_class: int, num_classes: int, seed: int):
-    """Keeps `per_class` examples of each class (0: everything)."""
+def per_class_subset(train, per_class: int, num_classes: int, seed: int, *,
+                     split: str = "train"):
+    """Keeps `per_class` examples of each class (0: everything).
+
+    `split='test'` subsets the test split (`config.data.test_per_class`) with its own
+    random stream, so the evaluation subset does not depend on the training subset.
+    """
     if per_class == 0:
         return train
-    check(train.labels is not None, "config.data.train_per_class needs labels known ahead; "
-          "it is not available for streamed data sets")
-    rng = np.random.default_rng([seed, _SUBSET_STREAM])
+    name = f"config.data.{split}_per_class"
+    check(train.labels is not None, f"{name} needs labels known ahead; it is not available "
+          f"for streamed data sets without labels")
+    stream = _SUBSET_STREAM if split == "train" else _TEST_SUBSET_STREAM
+    rng = np.random.default_rng([seed, stream])
     chosen = []
     for c in range(num_classes):
         members = np.flatnonzero(train.labels == c)
-        check(len(members) >= per_class, f"config.data.train_per_class={per_class} but class "
-              f"{c} has only {len(members)} training examples")
+        check(len(members) >= per_class, f"{name}={per_class} but class "
+              f"{c} has only {len(members)} {split} examples")
         chosen.append(rng.permutation(members)[:per_class])
     return train.subset(np.sort(np.concatenate(chosen)))
 
@@ -235,6 +246,8 @@ def load_splits(data_cfg: Any, *, seed: int) -> Splits:
     train, heldout = carve_heldout(train, data_field(data_cfg, "heldout_size"), seed,
                                    data_field(data_cfg, "heldout_mode"))
     train = per_class_subset(train, data_field(data_cfg, "train_per_class"), num_classes, seed)
+    test = per_class_subset(test, data_field(data_cfg, "test_per_class"), num_classes, seed,
+                            split="test")
     warn_one_class(train, data_cfg, raw)
     if isinstance(train, StreamingDataset):
         mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import logging
 import pathlib
+import sys
 import time
 from typing import Any, Callable
 
@@ -20,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxkd import checkpoints, losses
+from jaxkd.engine import progress as progress_lib
 from jaxkd.engine import step as step_lib
 from jaxkd.engine.state import TrainState, variables_of
 from jaxkd.engine.writer import MetricWriter
@@ -42,6 +44,7 @@ class PhaseContext:
     writer: MetricWriter
     num_classes: int
     step_cache: dict = dataclasses.field(default_factory=dict)
+    clock: progress_lib.RunClock = dataclasses.field(default_factory=progress_lib.RunClock)
 
 
 @dataclasses.dataclass
@@ -76,12 +79,22 @@ def _dtype(config):
     return jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
 
 
-def evaluate(eval_step: Callable, variables, pipeline, split: str = "test") -> dict:
-    """Top-1, top-5 and mean loss over every example of a split, counted once each."""
+def evaluate(eval_step: Callable, variables, pipeline, split: str = "test", *, bar=None,
+             timings: dict | None = None) -> dict:
+    """Top-1, top-5 and mean loss over every example of a split, counted once each.
+
+    `bar` (a tqdm bar) advances by one per batch; `timings['first_call']` receives the
+    seconds of the first batch's call (the compile, when the program is new).
+    """
     totals = None
-    for batch in pipeline.eval_batches(split):
+    for i, batch in enumerate(pipeline.eval_batches(split)):
+        t = time.perf_counter()
         sums = eval_step(variables, batch)
+        if i == 0 and timings is not None:
+            timings["first_call"] = time.perf_counter() - t
         totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
+        if bar is not None:
+            bar.update(1)
     totals = jax.device_get(totals)
     n = float(totals["count"])
     return {"top1": float(totals["correct1"]) / n, "top5": float(totals["correct5"]) / n,
@@ -102,12 +115,20 @@ def _check_finite(window: list, phase: str, step0: int, config, last_ckpt: str) 
     if bad:
         log.warning("phase %s: skipped %d non-finite steps in the window ending at %d",
                         phase, len(bad), step0 + len(window))
-    keys = ("loss", "top1", "grad_norm")
+    # loss, top1, grad_norm and a two-term loss's loss_<term>s (a window resumed from a
+    # checkpoint of an older version may lack the terms: only keys every step has).
+    keys = [k for k in fetched[0] if k != "finite" and all(k in m for m in fetched)]
     good = [m for m in fetched if bool(m["finite"])] or fetched
     # float32 like the step's outputs, also for a resumed window (saved as JSON floats).
     out = {k: float(np.mean(np.asarray([m[k] for m in good], np.float32))) for k in keys}
     out["skipped"] = len(bad)
     return out
+
+
+def _step_key(phase, teacher: Teacher | None) -> tuple:
+    """What decides whether two phases can share compiled steps (`_compiled_steps`)."""
+    return (phase.model, phase.model_overrides, phase.loss, phase.loss_params,
+            teacher.signature() if teacher else None)
 
 
 def _compiled_steps(ctx: PhaseContext, phase, model, teacher: Teacher | None):
@@ -116,8 +137,7 @@ def _compiled_steps(ctx: PhaseContext, phase, model, teacher: Teacher | None):
     Born-again generations and snapshot cycles of one run differ only in the arguments
     (states, teacher variables), so they reuse one compiled program.
     """
-    key = (phase.model, phase.model_overrides, phase.loss, phase.loss_params,
-           teacher.signature() if teacher else None)
+    key = _step_key(phase, teacher)
     if key not in ctx.step_cache:
         dtype, spec = _dtype(ctx.config), losses.get(phase.loss)
         train = step_lib.make_train_step(
@@ -129,25 +149,43 @@ def _compiled_steps(ctx: PhaseContext, phase, model, teacher: Teacher | None):
     return ctx.step_cache[key]
 
 
-def _progress_bar(config, total: int, initial: int, desc: str):
+def _progress_bar(config, total: int | None, initial: int, desc: str, unit: str = "step",
+                  file=None):
     if not config.progress_bar or jax.process_index() != 0:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
-                leave=False)
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
+                leave=False, file=file or sys.stderr)
 
 
 class PhaseTrainer:
     """Runs the epoch loop of one phase; see `train_phase`."""
 
     def __init__(self, ctx: PhaseContext, phase, model, state: TrainState,
-                 teacher: Teacher | None, ckpts: checkpoints.PhaseCheckpoints, key):
+                 teacher: Teacher | None, ckpts: checkpoints.PhaseCheckpoints, key,
+                 schedule: Callable | None = None, start_step: int = 0):
         self.ctx, self.phase, self.model, self.teacher = ctx, phase, model, teacher
         self.state, self.ckpts, self.key = state, ckpts, key
+        self.new_program = _step_key(phase, teacher) not in ctx.step_cache
         self.train_step, self.eval_step = _compiled_steps(ctx, phase, model, teacher)
         self.spe = ctx.pipeline.steps_per_epoch
         self.total = self.spe * phase.num_epochs
         self.last_ckpt = ""
+        # The optimiser's learning-rate schedule (of its step count) and the count at the
+        # phase's first step: the lr of phase-local step L is schedule(start_step + L - 1).
+        self.schedule, self.start_step = schedule, start_step
+        # Timing of this process's part of the phase (the run-level ETA, images/s).
+        self.compile_s = 0.0      # first train call (trace + compile, or a cache load)
+        self.eval_compile_s = 0.0
+        self.steps_run = 0
+        self.t_start = 0.0
+        self.bar_file = sys.stderr
+
+    def lr_at(self, local: int) -> float | None:
+        """The learning rate the optimiser applied at phase-local step `local` (1-based)."""
+        if self.schedule is None:
+            return None
+        return float(np.asarray(self.schedule(self.start_step + local - 1)))
 
     def _local_step(self, progress: _Progress) -> int:
         return int(jax.device_get(self.state.step)) - progress.start_step
@@ -173,6 +211,9 @@ class PhaseTrainer:
         ips = len(window) * self.ctx.config.batch_size / dt
         rec = dict(phase=self.phase.name, kind="train", step=local0 + len(window),
                    images_per_sec=ips, **means)
+        lr = self.lr_at(local0 + len(window))
+        if lr is not None:
+            rec["lr"] = lr
         self.ctx.writer.write(rec)
         if bar is not None:
             bar.set_postfix(loss=f"{means['loss']:.3f}", img_s=f"{ips:.0f}")
@@ -194,13 +235,31 @@ class PhaseTrainer:
         cfg, phase = self.ctx.config, self.phase
         last = epoch + 1 == phase.num_epochs
         if (epoch + 1) % cfg.eval_every_epochs == 0 or last:
-            res = evaluate(self.eval_step, variables_of(self.state), self.ctx.pipeline)
+            t = time.perf_counter()
+            steps = getattr(self.ctx.pipeline, "eval_steps", None)
+            bar = _progress_bar(cfg, steps() if steps else None, 0, f"{phase.name} eval",
+                                unit="batch", file=self.bar_file)
+            timings = {}
+            res = evaluate(self.eval_step, variables_of(self.state), self.ctx.pipeline,
+                           bar=bar, timings=timings)
+            if bar is not None:
+                bar.close()
+            if self.evals_run == 0:
+                self.eval_compile_s = timings.get("first_call", 0.0)
+            self.evals_run += 1
             res.update(epoch=epoch + 1, step=(epoch + 1) * self.spe)
             progress.history.append(res)
             self.ctx.writer.write(dict(phase=phase.name, kind="eval", **res))
-            log.info("phase %s epoch %d/%d: test top-1 %.4f top-5 %.4f loss %.4f",
-                         phase.name, epoch + 1, phase.num_epochs, res["top1"], res["top5"],
-                         res["loss"])
+            self._measure()
+            log.info("phase %s epoch %d/%d: test top-1 %.4f top-5 %.4f loss %.4f "
+                     "(evaluated %d examples in %.1f s; %s)", phase.name, epoch + 1,
+                     phase.num_epochs, res["top1"], res["top5"], res["loss"], res["count"],
+                     time.perf_counter() - t, self._eta((epoch + 1) * self.spe))
+        elif self.epochs_run == 0:
+            self._measure()
+            log.info("phase %s epoch %d/%d done; %s", phase.name, epoch + 1,
+                     phase.num_epochs, self._eta((epoch + 1) * self.spe))
+        self.epochs_run += 1
         anchor_every = getattr(phase, "anchor_every_epochs", 0)
         if anchor_every and (epoch + 1) % anchor_every == 0:
             self.ckpts.save_anchor(epoch + 1, self.state)
@@ -208,6 +267,31 @@ class PhaseTrainer:
         # starts the next epoch and must find both already done.
         if not last and self._save_due((epoch + 1) * self.spe, epoch_end=True):
             self._save(progress)
+
+    def _measure(self) -> None:
+        """Seconds per step of this process's part of the phase, compiles excluded."""
+        if self.steps_run:
+            busy = time.perf_counter() - self.t_start - self.compile_s - self.eval_compile_s
+            self.ctx.clock.seconds_per_step.pop(self.phase.name, None)   # newest last
+            self.ctx.clock.seconds_per_step[self.phase.name] = max(busy, 0.0) / self.steps_run
+
+    def _eta(self, local: int) -> str:
+        return self.ctx.clock.describe(self.total - local + self.ctx.clock.steps_after)
+
+    def _first_step(self, batch, window: list) -> None:
+        """The phase's first train call, timed: tracing and compiling happen in it (the
+        device work is dispatched asynchronously and lands in the first window's time)."""
+        t = time.perf_counter()
+        self.state, metrics = self.train_step(self.state, self.teacher_vars, batch,
+                                              self.key)
+        self.compile_s = time.perf_counter() - t
+        window.append(metrics)
+        if self.new_program:
+            log.info("phase %s: compiled train step in %.1f s", self.phase.name,
+                     self.compile_s)
+        else:
+            log.info("phase %s: train step reused from an earlier phase (first call "
+                     "%.2f s)", self.phase.name, self.compile_s)
 
     def _save_due(self, local: int, *, epoch_end: bool) -> bool:
         """Whether a periodic checkpoint is due after phase-local step `local`.
@@ -221,21 +305,41 @@ class PhaseTrainer:
         return local % every == 0 and (epoch_end or local % self.spe != 0)
 
     def run(self, progress: _Progress) -> _Progress:
-        cfg = self.ctx.config
         local = self._local_step(progress)
-        bar = _progress_bar(cfg, self.total, local, self.phase.name)
-        start = time.perf_counter()
+        self.bar_file = sys.stderr
+        bar = _progress_bar(self.ctx.config, self.total, local, self.phase.name,
+                            file=self.bar_file)
+        if bar is None:
+            return self._run(progress, local, None)
+        # Log lines (and stray stderr writes) go through tqdm.write while the bar is open.
+        with progress_lib.tqdm_logging():
+            try:
+                return self._run(progress, local, bar)
+            finally:
+                bar.close()
+
+    def _run(self, progress: _Progress, local: int, bar) -> _Progress:
+        cfg = self.ctx.config
+        self.epochs_run = self.evals_run = 0
+        self.t_start = start = time.perf_counter()
         window = list(progress.pending)  # a resumed window: metrics saved with the state
+        first = True
         for epoch in range(local // self.spe, self.phase.num_epochs):
             local0, t0 = local - len(window), time.perf_counter()
             skipped = logged = 0
             data_epoch = self.phase.data_epoch_offset + epoch   # this phase's own stream
             for batch in self.ctx.pipeline.train_batches(data_epoch,
                                                          start_step=local % self.spe):
-                self.state, metrics = self.train_step(self.state, self.teacher_vars, batch,
-                                                      self.key)
-                window.append(metrics)
+                if first:
+                    # images/s of the first window counts from here: without the compile.
+                    self._first_step(batch, window)
+                    first, t0 = False, time.perf_counter()
+                else:
+                    self.state, metrics = self.train_step(self.state, self.teacher_vars,
+                                                          batch, self.key)
+                    window.append(metrics)
                 local += 1
+                self.steps_run += 1
                 if bar is not None:
                     bar.update(1)
                 if len(window) == cfg.log_every_steps or local % self.spe == 0:
@@ -250,8 +354,6 @@ class PhaseTrainer:
             start = time.perf_counter()
             self._check_epoch_trained(epoch, skipped, logged)
             self._end_epoch(epoch, progress)
-        if bar is not None:
-            bar.close()
         return progress
 
     @property
@@ -289,7 +391,8 @@ def _restart_warning(phase: str, lost_step: int, ckpts) -> None:
 
 
 def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
-                teacher: Teacher | None, key, start_step: int = 0) -> tuple[TrainState, dict]:
+                teacher: Teacher | None, key, start_step: int = 0,
+                schedule: Callable | None = None) -> tuple[TrainState, dict]:
     """Trains one phase to its end, resuming from its newest usable checkpoint.
 
     Args:
@@ -300,6 +403,9 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
         teacher: the phase's teacher, or None.
         key: the phase's training key (per-step keys fold in the step number).
         start_step: the optimiser step the phase starts at (non-zero for `continue` phases).
+        schedule: the optimiser's learning rate as a function of its step count (what
+            `make_optimizer` got); each train record of metrics.jsonl then carries `lr`,
+            its value at the window's last step.
 
     Returns:
         (final state, the phase's record), after the final checkpoint is committed.
@@ -316,7 +422,8 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
         log.info("phase %s: resumed at step %d", phase.name, meta["step"])
     else:
         _restart_warning(phase.name, ctx.writer.drop_after(phase.name, 0), ckpts)
-    trainer = PhaseTrainer(ctx, phase, model, state, teacher, ckpts, key)
+    trainer = PhaseTrainer(ctx, phase, model, state, teacher, ckpts, key, schedule=schedule,
+                           start_step=progress.start_step)
     try:
         progress = trainer.run(progress)
     except BaseException:

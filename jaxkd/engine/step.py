@@ -74,6 +74,9 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
     Returns:
         `train_step(state, teacher, batch, key) -> (state, metrics)`; the per-step random
         key is `fold_in(key, state.step)`, so a resumed run draws the same numbers.
+        metrics: `loss`, `top1`, `grad_norm`, `finite`, and `loss_<term>` for each
+        weighted part of a two-term loss (`loss_spec.terms`: `loss_ce`, `loss_kd`, ...),
+        batch means that add up to `loss`.
     """
     params = dict(loss_params)
 
@@ -88,9 +91,14 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
             out, updates = _forward(model, variables, images, train=True,
                                     features=use_features, rngs={"dropout": dropout_rng})
             per_example = loss_spec.fn(out, teacher_out, batch["label"], loss_rng, **params)
-            return jnp.mean(per_example), (out.logits, updates)
+            # The weighted parts of a two-term loss, for the logs only (no gradient flows
+            # through an aux output; XLA shares their computation with the loss's).
+            terms = {} if loss_spec.terms is None else {
+                f"loss_{name}": jnp.mean(value) for name, value in loss_spec.terms(
+                    out, teacher_out, batch["label"], loss_rng, **params).items()}
+            return jnp.mean(per_example), (out.logits, updates, terms)
 
-        (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (loss, (logits, updates, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params)
         new_state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
         # The guard covers what would land, not only its cause: a finite gradient times an
@@ -105,6 +113,7 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
             "top1": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
             "grad_norm": optax.tree.norm(grads),
             "finite": finite,
+            **terms,
         }
         return new_state, metrics
 

@@ -43,6 +43,8 @@ def _written_config(npz, **changes) -> dict:
 def test_workdir_of_another_config_is_refused_then_overridden_then_diverges(npz, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(_written_config(
         npz, **{"schedule.base_lr": 0.2})))
+    # A phase of that config had begun (a checkpoint on disk): only then is a change refused.
+    (tmp_path / "phases" / "earlier" / "final" / "1").mkdir(parents=True)
     code, out = _cli(tmp_path, npz)
     assert code == 2, out[-3000:]
     assert "written by a different config" in out
@@ -138,4 +140,26 @@ def test_full_disk_is_an_environment_error_and_resumes(npz, tmp_path, mount_tmpf
     subprocess.run(["mount", "-o", "remount,size=64m", str(small)], capture_output=True)
     code, out = _cli(small / "w", npz, "--config.keep_checkpoints=20",
                      "--config.generations=2")
+    assert code == 0, out[-3000:]
+
+
+def test_ctrl_c_is_one_line_and_the_run_resumes(npz, tmp_path):
+    import signal
+    import time
+    cmd = kill_driver.command(tmp_path / "w", npz) + ["--config.generations=0"]
+    proc = subprocess.Popen(cmd, cwd=kill_driver.REPO, env=kill_driver.subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ckpt = tmp_path / "w" / "phases" / "gen0" / "ckpt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not (
+            ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir())):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=120)[0]
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the interrupt arrived")
+    assert proc.returncode == 130, out[-3000:]
+    assert "interrupted; rerun the same command to resume" in out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out
+    code, out = _cli(tmp_path / "w", npz)
     assert code == 0, out[-3000:]
