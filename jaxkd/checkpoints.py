@@ -28,11 +28,13 @@ it did not just save, since that would bless whatever is on disk now.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
 import pathlib
+import shutil
 import threading
 import time
 from typing import Any
@@ -69,6 +71,23 @@ def _sha256(path: pathlib.Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_room(directory: pathlib.Path, state, margin: float = 1.5) -> None:
+    """Refuses a save that cannot fit: free space below `margin` times the state's bytes.
+
+    A save that runs out of room fails inside orbax's writer threads, with a traceback per
+    thread; checked first, a full disk is one OSError (ENOSPC) naming the folder, which the
+    CLI reports in one line (exit 5). The periodic checkpoints already committed stay.
+    """
+    need = int(margin * sum(getattr(x, "nbytes", 0) for x in jax.tree_util.tree_leaves(state)))
+    need += 1 << 20                               # orbax's metadata and the manifest
+    directory = pathlib.Path(directory)
+    probe = next((d for d in (directory, *directory.parents) if d.exists()), directory)
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"No space left on device for a checkpoint of about "
+                      f"{need / 2**20:.1f} MB ({free / 2**20:.1f} MB free)", str(directory))
 
 
 def write_manifest(step_dir: pathlib.Path) -> None:
@@ -249,6 +268,7 @@ class PhaseCheckpoints:
         (so orbax never deletes an old step while it is being hashed).
         """
         self._join_sealer()
+        check_room(self.phase_dir, state)
         self._periodic.save(step, args=_save_args(state, meta), force=True)
         if not self._async:
             self._seal_committed(self._periodic, step)
@@ -348,6 +368,7 @@ class PhaseCheckpoints:
         before returning: the periodic checkpoint written after it must never be on disk
         without it (a run resumed from there would not redo the epoch).
         """
+        check_room(self.phase_dir, state)
         if self._anchors is None:
             self._anchors = _manager(self.phase_dir / "anchors", keep=None, async_save=False)
         if epoch not in self._anchors.all_steps():
@@ -394,6 +415,7 @@ class PhaseCheckpoints:
         if self._final.latest_step() is not None:
             raise CheckpointError(f"final checkpoint of {self.phase_dir} exists already")
         step = int(meta.get("step", 0))
+        check_room(self.phase_dir, state)
         self._final.save(step, args=_save_args(state, meta))
         self._seal_committed(self._final, step, barrier=True)
 

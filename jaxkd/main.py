@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import traceback
 
 import jax
@@ -102,23 +103,38 @@ def exit_multi_process(err: Exception) -> None:
     os._exit(4)
 
 
+_LIBRARY_PATHS = ("/orbax/", "/concurrent/futures/", "/asyncio/")
+
+
 class _OneLineLibraryErrors(logging.Filter):
-    """Orbax's errors as one line each, without their tracebacks: a failed save (a full
-    disk) reaches jaxkd as an exception, which the CLI reports in one line and an exit
-    code; orbax's background threads would print a traceback block per thread first."""
+    """Errors of orbax's background machinery as one line each, without tracebacks: a
+    failed save (a full disk) reaches jaxkd as an exception, which the CLI reports in one
+    line and an exit code; orbax's threads, their futures' callbacks and asyncio would
+    print a traceback block each first."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if "/orbax/" in (record.pathname or "") and record.exc_info:
+        if any(p in (record.pathname or "") for p in _LIBRARY_PATHS) and record.exc_info:
             record.exc_info, record.exc_text = None, None
             record.msg, record.args = " ".join(record.getMessage().split())[:300], ()
         return True
+
+
+def _thread_failure_in_one_line(args) -> None:
+    """A background thread's uncaught exception as one log line (the CLI's hook): the
+    failure that matters reaches the main thread and its exit code."""
+    logging.getLogger("jaxkd").warning("background thread %s stopped: %s: %s",
+                                       getattr(args.thread, "name", "?"),
+                                       args.exc_type.__name__, args.exc_value)
 
 
 def quiet_library_logs() -> None:
     """jaxkd's own INFO lines stay; orbax's and absl's per-save chatter goes to WARNING."""
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)
-    logging.getLogger("absl").addFilter(_OneLineLibraryErrors())
+    one_line = _OneLineLibraryErrors()
+    for name in ("absl", "concurrent.futures", "asyncio"):
+        logging.getLogger(name).addFilter(one_line)
+    threading.excepthook = _thread_failure_in_one_line
     logging.getLogger("jaxkd").setLevel(logging.INFO)
 
 

@@ -364,6 +364,15 @@ class Runner:
             # interpreter shutdown") and loses the events still queued.
             self.writer.close()
 
+    def data_record(self) -> dict:
+        """What a trained model needs of its data to be used elsewhere (`jaxkd export`):
+        class names, the normalisation mean/std (in [0, 1] units) and the image shape."""
+        return {"class_names": list(self.splits.class_names),
+                "num_classes": int(self.splits.num_classes),
+                "mean": [float(x) for x in self.splits.mean],
+                "std": [float(x) for x in self.splits.std],
+                "image_shape": [int(x) for x in self.image_shape]}
+
     def _run(self) -> dict:
         t0 = time.time()
         records, index = [], 0
@@ -374,6 +383,7 @@ class Runner:
             index += 1
         results = {"method": self.config.method, "phases": records,
                    "ensembles": analysis.plan_ensembles(self),
+                   "data": self.data_record(),
                    "run_wall_time": time.time() - t0,
                    "provenance": provenance.read(self.workdir)}
         write_json_atomic(self.workdir / "results.json", _strip_history(results))

@@ -139,3 +139,10 @@ def test_smoke_runs_a_paper_config_through_the_cli_in_under_90_s(tmp_path):
                            timeout=300)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert "finished earlier, skipped" in again.stdout + again.stderr
+
+
+def test_smoke_flag_is_the_smoke_field():
+    from jaxkd import cli
+    argv = cli.dispatch(["jaxkd", "train", "--config=configs/sd_resnet56.py", "--smoke",
+                         "--workdir=/tmp/x"])
+    assert "--config.smoke=True" in argv and "--smoke" not in argv

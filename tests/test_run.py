@@ -275,3 +275,15 @@ def test_checkpoint_of_four_devices_loads_on_one(npz, tmp_path):
     assert len(loaded.files) == len(leaves)
     for i, leaf in enumerate(leaves):
         np.testing.assert_array_equal(loaded[f"arr_{i}"], np.asarray(leaf))
+
+
+def test_results_record_the_data_a_model_needs(npz, tmp_path):
+    """Class names, mean/std and image shape go into results.json (`jaxkd export`)."""
+    results = run_lib.run(tiny_config(npz, num_epochs=1), tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())["data"]
+    runner = run_lib.Runner.from_workdir(tmp_path)
+    assert saved == results["data"]
+    assert saved["class_names"] == list(runner.splits.class_names) and saved["num_classes"] == 4
+    np.testing.assert_allclose(saved["mean"], runner.splits.mean, rtol=1e-6)
+    np.testing.assert_allclose(saved["std"], runner.splits.std, rtol=1e-6)
+    assert saved["image_shape"] == [32, 32, 3]

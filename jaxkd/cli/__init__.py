@@ -57,7 +57,7 @@ def dispatch(argv: list[str]) -> list[str]:
     """Runs a subcommand named by `argv[1]` (and exits), or returns the training argv.
 
     `train` is dropped from the returned argv; `--config=NAME` becomes the shipped config's
-    path. No command and `--help` (or nothing at all) prints `overview()`.
+    path; `--smoke` is `--config.smoke=True`. No command and `--help` (or nothing at all) prints `overview()`.
     """
     from jaxkd.cli import configs
     rest = argv[1:]
@@ -73,4 +73,6 @@ def dispatch(argv: list[str]) -> list[str]:
         print(f"FATAL unknown command {rest[0]!r}; commands: {', '.join(COMMANDS)} "
               f"(`jaxkd --help`)", file=sys.stderr)
         sys.exit(2)
+    # `--smoke`: any config shrunk to about a minute (`jaxkd.presets.smoke`).
+    rest = ["--config.smoke=True" if a == "--smoke" else a for a in rest]
     return [argv[0], *configs.resolve_config_flag(rest)]
