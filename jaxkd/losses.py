@@ -24,7 +24,9 @@ Papers, cited in the docstrings by these short names:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
+import operator
 import types
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -211,6 +213,17 @@ def top_k_score_difference(logits: Array, *, k: int = 5) -> Array:
     return top[..., 0] - jnp.mean(top[..., 1:], axis=-1)
 
 
+def _total(terms: Mapping[str, Array]) -> Array:
+    """A loss from its weighted parts, added in order (each loss's formula lives once: in
+    its parts, which the engine also logs as `loss_<name>`)."""
+    return functools.reduce(operator.add, terms.values())
+
+
+def _tolerant_parts(logits: Array, labels: Array, eta: float, k: int) -> dict[str, Array]:
+    return {"ce": eta * cross_entropy(logits, labels),
+            "tsd": (1.0 - eta) * top_k_score_difference(logits, k=k)}
+
+
 def tolerant_teacher_loss(logits: Array, labels: Array, *, eta: float,
                           k: int = 5) -> Array:
     """The tolerant patriarch's loss ``eta * CE(z, y) + (1 - eta) * TSD(z; K)``.
@@ -233,8 +246,7 @@ def tolerant_teacher_loss(logits: Array, labels: Array, *, eta: float,
       [TT] Eqn 3.
     """
     _check_eta("eta", eta)
-    tsd = top_k_score_difference(logits, k=k)
-    return eta * cross_entropy(logits, labels) + (1.0 - eta) * tsd
+    return _total(_tolerant_parts(logits, labels, eta, k))
 
 
 def primary_score_from_eta(eta: float, *, k: int = 5) -> float:
@@ -280,6 +292,14 @@ def eta_from_primary_score(u: float, *, k: int = 5) -> float:
     return u * k / (k - 1 + u * k)
 
 
+def _born_again_parts(student_logits, teacher_logits, labels, label_weight: float,
+                      temperature: float) -> dict[str, Array]:
+    kl = distillation_kl(student_logits, teacher_logits, teacher_temperature=temperature,
+                         student_temperature=temperature)
+    return {"ce": label_weight * cross_entropy(student_logits, labels),
+            "kd": (1.0 - label_weight) * kl}
+
+
 def born_again_loss(student_logits: Array, teacher_logits: Array, labels: Array, *,
                     label_weight: float, temperature: float = 1.0) -> Array:
     """``lambda * CE(z, y) + (1 - lambda) * KL(softmax(t/T) || softmax(z/T))``.
@@ -302,9 +322,14 @@ def born_again_loss(student_logits: Array, teacher_logits: Array, labels: Array,
       [TT] Eqn 2; [BAN] Sec. 3 (BAN).
     """
     _check_weight("label_weight", label_weight)
-    kl = distillation_kl(student_logits, teacher_logits, teacher_temperature=temperature,
-                         student_temperature=temperature)
-    return label_weight * cross_entropy(student_logits, labels) + (1.0 - label_weight) * kl
+    return _total(_born_again_parts(student_logits, teacher_logits, labels, label_weight,
+                                    temperature))
+
+
+def _sd_parts(student_logits, teacher_logits, labels, temperature: float) -> dict[str, Array]:
+    return {"ce": (1.0 + 1.0 / temperature) * cross_entropy(student_logits, labels),
+            "kd": distillation_kl(student_logits, teacher_logits,
+                                  teacher_temperature=temperature)}
 
 
 def snapshot_distillation_loss(student_logits: Array, teacher_logits: Array,
@@ -324,8 +349,7 @@ def snapshot_distillation_loss(student_logits: Array, teacher_logits: Array,
       [SD] Eqn 3, with ``lambda_S = 1 + 1/T`` and ``lambda_T = 1``.
     """
     _check_positive("temperature", temperature)
-    kl = distillation_kl(student_logits, teacher_logits, teacher_temperature=temperature)
-    return (1.0 + 1.0 / temperature) * cross_entropy(student_logits, labels) + kl
+    return _total(_sd_parts(student_logits, teacher_logits, labels, temperature))
 
 
 def confidence_penalty(logits: Array) -> Array:
@@ -563,9 +587,10 @@ def _ce_fn(student, teacher, labels, rng, *, label_smoothing=0.0):
     return cross_entropy(student.logits, labels, label_smoothing=label_smoothing)
 
 
-def _cp_fn(student, teacher, labels, rng, *, beta=0.1):
+def _cp_terms(student, teacher, labels, rng, *, beta=0.1):
     del teacher, rng
-    return cross_entropy(student.logits, labels) + beta * confidence_penalty(student.logits)
+    return {"ce": cross_entropy(student.logits, labels),
+            "cp": beta * confidence_penalty(student.logits)}
 
 
 def _tolerant_eta(eta: float | None, u: float | None, k: int) -> float:
@@ -595,10 +620,10 @@ def _born_again_fn(student, teacher, labels, rng, *, label_weight=0.0, temperatu
                            label_weight=label_weight, temperature=temperature)
 
 
-def _ban_l_fn(student, teacher, labels, rng):
+def _ban_l_terms(student, teacher, labels, rng):
     del rng
-    t = _teacher_logits(teacher, "ban_l")
-    return cross_entropy(student.logits, labels) + distillation_kl(student.logits, t)
+    return {"ce": cross_entropy(student.logits, labels),
+            "kd": distillation_kl(student.logits, _teacher_logits(teacher, "ban_l"))}
 
 
 def _cwtm_fn(student, teacher, labels, rng):
@@ -645,10 +670,9 @@ def kd_loss(student_logits: Array, teacher_logits: Array, labels: Array, *,
 
         loss = jnp.mean(kd_loss(student_logits, teacher_logits, labels, temperature=4.0))
     """
-    terms = kd_loss_terms(student_logits, teacher_logits, labels, ce_weight=ce_weight,
-                          kl_weight=kl_weight, temperature=temperature,
-                          scale_by_t2=scale_by_t2)
-    return terms["ce"] + terms["kd"]
+    return _total(kd_loss_terms(student_logits, teacher_logits, labels,
+                                ce_weight=ce_weight, kl_weight=kl_weight,
+                                temperature=temperature, scale_by_t2=scale_by_t2))
 
 
 def _kd_fn(student, teacher, labels, rng, **params):
@@ -661,6 +685,17 @@ def _kd_check(params: Mapping[str, Any], num_classes: int) -> None:
               "temperature": _check_positive})(params, num_classes)
     if not isinstance(params["scale_by_t2"], bool):
         _fail(_field("scale_by_t2"), "a bool", params["scale_by_t2"])
+
+
+def online_route_loss_terms(student_logits: Array, teacher_logits: Array, labels: Array,
+                            *, kl_weight: float = 1.0, temperature: float = 5.0,
+                            teacher_weight: float = 1.0) -> dict[str, Array]:
+    """The three per-example terms of `online_route_loss`: ``{'ce_teacher', 'ce', 'kd'}``."""
+    kl = distillation_kl(student_logits, jax.lax.stop_gradient(teacher_logits),
+                         teacher_temperature=temperature, student_temperature=temperature)
+    return {"ce_teacher": teacher_weight * cross_entropy(teacher_logits, labels),
+            "ce": cross_entropy(student_logits, labels),
+            "kd": kl_weight * temperature**2 * kl}
 
 
 def online_route_loss(student_logits: Array, teacher_logits: Array, labels: Array, *,
@@ -683,31 +718,25 @@ def online_route_loss(student_logits: Array, teacher_logits: Array, labels: Arra
       teacher_weight: weight of the teacher's own CE.
 
     Returns:
-      ``float32[B]``.
+      ``float32[B]``: the sum of `online_route_loss_terms`.
     """
-    target = jax.lax.stop_gradient(teacher_logits)
-    kl = distillation_kl(student_logits, target, teacher_temperature=temperature,
-                         student_temperature=temperature)
-    return (teacher_weight * cross_entropy(teacher_logits, labels)
-            + cross_entropy(student_logits, labels) + kl_weight * temperature**2 * kl)
+    return _total(online_route_loss_terms(student_logits, teacher_logits, labels,
+                                          kl_weight=kl_weight, temperature=temperature,
+                                          teacher_weight=teacher_weight))
 
 
-def _online_route_fn(student, teacher, labels, rng, *, kl_weight=1.0, temperature=5.0,
-                     teacher_weight=1.0):
-    del teacher, rng
+def _route_pair_teacher(student: Outputs) -> Array:
+    """The `route_pair`'s teacher logits, which it returns in the features slot."""
     if student.features is None:
         raise ValueError("loss 'online_route' needs the model 'route_pair' (its features "
                          "are the teacher's logits)")
-    return online_route_loss(student.logits, student.features, labels, kl_weight=kl_weight,
-                             temperature=temperature, teacher_weight=teacher_weight)
+    return student.features
 
 
-def _hint_fn(student, teacher, labels, rng, *, ce_weight=1.0, hint_weight=1.0):
-    del rng
-    if teacher is None or teacher.features is None or student.features is None:
-        raise ValueError("loss 'hint' needs student and teacher features")
-    hint = hint_loss(student.features, teacher.features)
-    return ce_weight * cross_entropy(student.logits, labels) + hint_weight * hint
+def _online_route_terms(student, teacher, labels, rng, **params):
+    del teacher, rng
+    return online_route_loss_terms(student.logits, _route_pair_teacher(student), labels,
+                                   **params)
 
 
 # The weighted parts of the two-term losses (what a cyclic-schedule user plots): each adds
@@ -716,36 +745,19 @@ def _hint_fn(student, teacher, labels, rng, *, ce_weight=1.0, hint_weight=1.0):
 
 def _tolerant_terms(student, teacher, labels, rng, *, eta=None, u=None, k=5):
     del teacher, rng
-    eta = _tolerant_eta(eta, u, k)
-    return {"ce": eta * cross_entropy(student.logits, labels),
-            "tsd": (1.0 - eta) * top_k_score_difference(student.logits, k=k)}
-
-
-def _cp_terms(student, teacher, labels, rng, *, beta=0.1):
-    del teacher, rng
-    return {"ce": cross_entropy(student.logits, labels),
-            "cp": beta * confidence_penalty(student.logits)}
+    return _tolerant_parts(student.logits, labels, _tolerant_eta(eta, u, k), k)
 
 
 def _born_again_terms(student, teacher, labels, rng, *, label_weight=0.0, temperature=1.0):
     del rng
-    kl = distillation_kl(student.logits, _teacher_logits(teacher, "born_again"),
-                         teacher_temperature=temperature, student_temperature=temperature)
-    return {"ce": label_weight * cross_entropy(student.logits, labels),
-            "kd": (1.0 - label_weight) * kl}
-
-
-def _ban_l_terms(student, teacher, labels, rng):
-    del rng
-    return {"ce": cross_entropy(student.logits, labels),
-            "kd": distillation_kl(student.logits, _teacher_logits(teacher, "ban_l"))}
+    return _born_again_parts(student.logits, _teacher_logits(teacher, "born_again"), labels,
+                             label_weight, temperature)
 
 
 def _sd_terms(student, teacher, labels, rng, *, temperature=2.0):
     del rng
-    t = _teacher_logits(teacher, "snapshot_distillation")
-    return {"ce": (1.0 + 1.0 / temperature) * cross_entropy(student.logits, labels),
-            "kd": distillation_kl(student.logits, t, teacher_temperature=temperature)}
+    return _sd_parts(student.logits, _teacher_logits(teacher, "snapshot_distillation"),
+                     labels, temperature)
 
 
 def _kd_terms(student, teacher, labels, rng, **params):
@@ -761,18 +773,11 @@ def _hint_terms(student, teacher, labels, rng, *, ce_weight=1.0, hint_weight=1.0
             "hint": hint_weight * hint_loss(student.features, teacher.features)}
 
 
-def _online_route_terms(student, teacher, labels, rng, *, kl_weight=1.0, temperature=5.0,
-                        teacher_weight=1.0):
-    del teacher, rng
-    if student.features is None:
-        raise ValueError("loss 'online_route' needs the model 'route_pair' (its features "
-                         "are the teacher's logits)")
-    t = student.features
-    kl = distillation_kl(student.logits, jax.lax.stop_gradient(t),
-                         teacher_temperature=temperature, student_temperature=temperature)
-    return {"ce_teacher": teacher_weight * cross_entropy(t, labels),
-            "ce": cross_entropy(student.logits, labels),
-            "kd": kl_weight * temperature**2 * kl}
+def _summed(terms: Callable[..., Mapping[str, Array]]) -> Callable[..., Array]:
+    """A registry `fn` that is the sum of its `terms` (the loss's one formula)."""
+    def fn(*args, **params):
+        return _total(terms(*args, **params))
+    return fn
 
 
 def _registry(*specs: LossSpec) -> Mapping[str, LossSpec]:
@@ -782,24 +787,24 @@ def _registry(*specs: LossSpec) -> Mapping[str, LossSpec]:
 LOSSES: Mapping[str, LossSpec] = _registry(
     LossSpec("cross_entropy", _ce_fn, False, {"label_smoothing": 0.0},
              _checker({"label_smoothing": _smoothing})),
-    LossSpec("confidence_penalty", _cp_fn, False, {"beta": 0.1},
+    LossSpec("confidence_penalty", _summed(_cp_terms), False, {"beta": 0.1},
              _checker({"beta": _nonneg}), terms=_cp_terms),
     LossSpec("tolerant_teacher", _tolerant_fn, False, {"eta": None, "u": None, "k": 5},
              _tolerant_check, terms=_tolerant_terms),
     LossSpec("born_again", _born_again_fn, True, {"label_weight": 0.0, "temperature": 1.0},
              _checker({"label_weight": _check_weight, "temperature": _check_positive}),
              terms=_born_again_terms),
-    LossSpec("ban_l", _ban_l_fn, True, {}, terms=_ban_l_terms),
+    LossSpec("ban_l", _summed(_ban_l_terms), True, {}, terms=_ban_l_terms),
     LossSpec("cwtm", _cwtm_fn, True, {}),
     LossSpec("dkpp", _dkpp_fn, True, {}),
     LossSpec("snapshot_distillation", _sd_fn, True, {"temperature": 2.0},
              _checker({"temperature": _check_positive}), terms=_sd_terms),
     LossSpec("kd", _kd_fn, True, {"ce_weight": 1.0, "kl_weight": 1.0, "temperature": 4.0,
                                   "scale_by_t2": True}, _kd_check, terms=_kd_terms),
-    LossSpec("hint", _hint_fn, True, {"ce_weight": 1.0, "hint_weight": 1.0},
+    LossSpec("hint", _summed(_hint_terms), True, {"ce_weight": 1.0, "hint_weight": 1.0},
              _checker({"ce_weight": _nonneg, "hint_weight": _nonneg}), needs_features=True,
              terms=_hint_terms),
-    LossSpec("online_route", _online_route_fn, False,
+    LossSpec("online_route", _summed(_online_route_terms), False,
              {"kl_weight": 1.0, "temperature": 5.0, "teacher_weight": 1.0},
              _checker({"kl_weight": _nonneg, "temperature": _check_positive,
                        "teacher_weight": _nonneg}), needs_features=True,
