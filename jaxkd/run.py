@@ -183,14 +183,17 @@ class Runner:
         self._finals: dict[str, Any] = {}
 
     @classmethod
-    def from_workdir(cls, workdir: str | pathlib.Path) -> "Runner":
+    def from_workdir(cls, workdir: str | pathlib.Path, config=None) -> "Runner":
         """A Runner over an existing workdir, rebuilt from its config.json (for analysis).
 
         Nothing is trained or written: metrics go nowhere new and no TensorBoard file is
-        created; the phases' checkpoints are only read.
+        created; the phases' checkpoints are only read. `config` replaces config.json's
+        (`jaxkd evaluate` on other data).
         """
         workdir = pathlib.Path(workdir).absolute()
-        config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+        if config is None:
+            config = ml_collections.ConfigDict(
+                json.loads((workdir / "config.json").read_text()))
         return cls(config, workdir, validate(config),
                    writer=MetricWriter(workdir, tensorboard=False))
 

@@ -42,13 +42,18 @@ def tiny_config(npz: pathlib.Path, method: str = "baseline", **changes):
     c.log_every_steps = 2
     c.progress_bar = False
     c.write_report = False
+    return set_fields(c, **changes)
+
+
+def set_fields(config, **changes):
+    """`config` with dotted fields set: set_fields(c, **{"schedule.base_lr": 0.2})."""
     for key, value in changes.items():
-        target = c
+        target = config
         *path, last = key.split(".")
         for part in path:
             target = target[part]
         target[last] = value
-    return c
+    return config
 
 
 def crash_after(monkeypatch, n_steps: int) -> None:

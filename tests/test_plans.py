@@ -4,18 +4,13 @@ import pytest
 
 from jaxkd import plans, rco, run as run_lib
 from jaxkd.config import default_config
+from tests.helpers import set_fields
 
 
 def _config(method, **changes):
     c = default_config()
     c.method = method
-    for key, value in changes.items():
-        target = c
-        *path, last = key.split(".")
-        for part in path:
-            target = target[part]
-        target[last] = value
-    return c
+    return set_fields(c, **changes)
 
 
 def test_baseline_is_one_fresh_phase_without_teacher():

@@ -15,6 +15,7 @@ import pytest
 
 from jaxkd import figures, report
 from jaxkd.config import default_config
+from tests.helpers import set_fields
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -25,13 +26,7 @@ def _sd_config(**changes) -> dict:
     c.method, c.model, c.num_epochs = "snapshot_distillation", "resnet8", 2
     c.snapshot.cycles = 2
     c.schedule.name, c.schedule.boundaries = "cosine", ()
-    for key, value in changes.items():
-        node = c
-        *path, last = key.split(".")
-        for part in path:
-            node = node[part]
-        node[last] = value
-    return json.loads(c.to_json())
+    return json.loads(set_fields(c, **changes).to_json())
 
 
 def _metrics() -> list[dict]:

@@ -21,6 +21,16 @@ def new_flags() -> flags.FlagValues:
 HELP_FLAGS = ("--help", "-h", "-help", "--helpshort", "--helpfull")
 
 
+def define_phase_flags(fv: flags.FlagValues, verb: str) -> None:
+    """--workdir, --phase and --checkpoint: which trained model a command reads."""
+    flags.DEFINE_string("workdir", None, "A run's workdir (config.json, phases/).",
+                        flag_values=fv)
+    flags.DEFINE_string("phase", "", f"Phase to {verb} (default: the last finished one).",
+                        flag_values=fv)
+    flags.DEFINE_string("checkpoint", "", "A checkpoint of that phase's architecture "
+                        "instead of the phase's final one.", flag_values=fv)
+
+
 def helping(argv: list[str]) -> bool:
     """Whether `argv` asks for a command's help."""
     return any(a in HELP_FLAGS for a in argv[1:])

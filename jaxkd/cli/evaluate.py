@@ -51,12 +51,7 @@ def locate(argv: list[str]) -> tuple[pathlib.Path, str]:
 def define_flags(fv, config):
     from absl import flags
     from ml_collections import config_flags
-    flags.DEFINE_string("workdir", None, "A run's workdir (config.json, phases/).",
-                        flag_values=fv)
-    flags.DEFINE_string("phase", "", "Phase to evaluate (default: the last finished one).",
-                        flag_values=fv)
-    flags.DEFINE_string("checkpoint", "", "A checkpoint of that phase's architecture "
-                        "instead of the phase's final one.", flag_values=fv)
+    common.define_phase_flags(fv, "evaluate")
     flags.DEFINE_enum("split", "test", ["test", "train", "heldout"], "Split to evaluate.",
                       flag_values=fv)
     flags.DEFINE_bool("cpu_split", True, "On a CPU backend, one device per core, as "
@@ -100,7 +95,6 @@ def make_runner(workdir, config=None):
     import jax
     from jaxkd import run as run_lib
     from jaxkd.engine import sharding
-    from jaxkd.engine.writer import MetricWriter
     workdir = pathlib.Path(workdir).absolute()
     config = config if config is not None else common.read_config(workdir)
     if not config.num_devices and jax.process_count() == 1:
@@ -110,8 +104,7 @@ def make_runner(workdir, config=None):
             common.log.info("using %d of the %d devices (they divide the batch sizes)", fit,
                             jax.device_count())
             config.num_devices = fit
-    return run_lib.Runner(config, workdir, run_lib.validate(config),
-                          writer=MetricWriter(workdir, tensorboard=False))
+    return run_lib.Runner.from_workdir(workdir, config)
 
 
 def evaluate(workdir, *, phase: str = "", checkpoint: str = "", split: str = "test",

@@ -21,12 +21,7 @@ USAGE = __doc__
 
 def define_flags(fv) -> None:
     from absl import flags
-    flags.DEFINE_string("workdir", None, "A run's workdir (config.json, phases/).",
-                        flag_values=fv)
-    flags.DEFINE_string("phase", "", "Phase to export (default: the last finished one).",
-                        flag_values=fv)
-    flags.DEFINE_string("checkpoint", "", "A checkpoint of that phase's architecture "
-                        "instead of the phase's final one.", flag_values=fv)
+    common.define_phase_flags(fv, "export")
     flags.DEFINE_string("out", None, "The exported file to write (e.g. model.msgpack).",
                         flag_values=fv)
     flags.DEFINE_bool("json", False, "Print the metadata as JSON.", flag_values=fv)

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests.chaos import kill_driver, tiny_config
-from tests.helpers import write_tiny_npz
+from tests.helpers import set_fields, write_tiny_npz
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +31,7 @@ def _written_config(npz, **changes) -> dict:
     config = tiny_config.get_config()
     config.data.path = str(npz)
     config.generations = 0
-    for key, value in changes.items():
-        node = config
-        *path, last = key.split(".")
-        for part in path:
-            node = node[part]
-        node[last] = value
-    return json.loads(config.to_json())
+    return json.loads(set_fields(config, **changes).to_json())
 
 
 def test_workdir_of_another_config_is_refused_then_overridden_then_diverges(npz, tmp_path):
