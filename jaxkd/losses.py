@@ -213,7 +213,7 @@ def top_k_score_difference(logits: Array, *, k: int = 5) -> Array:
     return top[..., 0] - jnp.mean(top[..., 1:], axis=-1)
 
 
-def _total(terms: Mapping[str, Array]) -> Array:
+def sum_terms(terms: Mapping[str, Array]) -> Array:
     """A loss from its weighted parts, added in order (each loss's formula lives once: in
     its parts, which the engine also logs as `loss_<name>`)."""
     return functools.reduce(operator.add, terms.values())
@@ -246,7 +246,7 @@ def tolerant_teacher_loss(logits: Array, labels: Array, *, eta: float,
       [TT] Eqn 3.
     """
     _check_eta("eta", eta)
-    return _total(_tolerant_parts(logits, labels, eta, k))
+    return sum_terms(_tolerant_parts(logits, labels, eta, k))
 
 
 def primary_score_from_eta(eta: float, *, k: int = 5) -> float:
@@ -322,8 +322,8 @@ def born_again_loss(student_logits: Array, teacher_logits: Array, labels: Array,
       [TT] Eqn 2; [BAN] Sec. 3 (BAN).
     """
     _check_weight("label_weight", label_weight)
-    return _total(_born_again_parts(student_logits, teacher_logits, labels, label_weight,
-                                    temperature))
+    return sum_terms(_born_again_parts(student_logits, teacher_logits, labels,
+                                       label_weight, temperature))
 
 
 def _sd_parts(student_logits, teacher_logits, labels, temperature: float) -> dict[str, Array]:
@@ -349,7 +349,7 @@ def snapshot_distillation_loss(student_logits: Array, teacher_logits: Array,
       [SD] Eqn 3, with ``lambda_S = 1 + 1/T`` and ``lambda_T = 1``.
     """
     _check_positive("temperature", temperature)
-    return _total(_sd_parts(student_logits, teacher_logits, labels, temperature))
+    return sum_terms(_sd_parts(student_logits, teacher_logits, labels, temperature))
 
 
 def confidence_penalty(logits: Array) -> Array:
@@ -537,6 +537,15 @@ class LossSpec:
                              f"{self.name!r}; allowed: {sorted(self.defaults)}")
         return {**self.defaults, **given}
 
+    def per_example_and_terms(self, student, teacher, labels, rng, **params
+                              ) -> tuple[Array, dict[str, Array]]:
+        """The per-example loss and its weighted parts, each computed once: the loss is
+        the sum of `terms` where the loss has them (the same value as `fn`), else `fn`."""
+        if self.terms is None:
+            return self.fn(student, teacher, labels, rng, **params), {}
+        parts = dict(self.terms(student, teacher, labels, rng, **params))
+        return sum_terms(parts), parts
+
     def validate(self, params: Mapping[str, Any], num_classes: int) -> None:
         """Checks ``params`` (without ``name``) for ``num_classes`` classes.
 
@@ -670,9 +679,9 @@ def kd_loss(student_logits: Array, teacher_logits: Array, labels: Array, *,
 
         loss = jnp.mean(kd_loss(student_logits, teacher_logits, labels, temperature=4.0))
     """
-    return _total(kd_loss_terms(student_logits, teacher_logits, labels,
-                                ce_weight=ce_weight, kl_weight=kl_weight,
-                                temperature=temperature, scale_by_t2=scale_by_t2))
+    return sum_terms(kd_loss_terms(student_logits, teacher_logits, labels,
+                                   ce_weight=ce_weight, kl_weight=kl_weight,
+                                   temperature=temperature, scale_by_t2=scale_by_t2))
 
 
 def _kd_fn(student, teacher, labels, rng, **params):
@@ -720,9 +729,9 @@ def online_route_loss(student_logits: Array, teacher_logits: Array, labels: Arra
     Returns:
       ``float32[B]``: the sum of `online_route_loss_terms`.
     """
-    return _total(online_route_loss_terms(student_logits, teacher_logits, labels,
-                                          kl_weight=kl_weight, temperature=temperature,
-                                          teacher_weight=teacher_weight))
+    return sum_terms(online_route_loss_terms(student_logits, teacher_logits, labels,
+                                             kl_weight=kl_weight, temperature=temperature,
+                                             teacher_weight=teacher_weight))
 
 
 def _route_pair_teacher(student: Outputs) -> Array:
@@ -776,7 +785,7 @@ def _hint_terms(student, teacher, labels, rng, *, ce_weight=1.0, hint_weight=1.0
 def _summed(terms: Callable[..., Mapping[str, Array]]) -> Callable[..., Array]:
     """A registry `fn` that is the sum of its `terms` (the loss's one formula)."""
     def fn(*args, **params):
-        return _total(terms(*args, **params))
+        return sum_terms(terms(*args, **params))
     return fn
 
 

@@ -90,12 +90,11 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
             variables = {"params": p, "batch_stats": state.batch_stats}
             out, updates = _forward(model, variables, images, train=True,
                                     features=use_features, rngs={"dropout": dropout_rng})
-            per_example = loss_spec.fn(out, teacher_out, batch["label"], loss_rng, **params)
-            # The weighted parts of a two-term loss, for the logs only (no gradient flows
-            # through an aux output; XLA shares their computation with the loss's).
-            terms = {} if loss_spec.terms is None else {
-                f"loss_{name}": jnp.mean(value) for name, value in loss_spec.terms(
-                    out, teacher_out, batch["label"], loss_rng, **params).items()}
+            # A two-term loss's weighted parts are logged too (aux outputs: no gradient
+            # flows through them); the loss is their sum, computed once.
+            per_example, parts = loss_spec.per_example_and_terms(
+                out, teacher_out, batch["label"], loss_rng, **params)
+            terms = {f"loss_{name}": jnp.mean(value) for name, value in parts.items()}
             return jnp.mean(per_example), (out.logits, updates, terms)
 
         (loss, (logits, updates, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
