@@ -202,6 +202,18 @@ def check_known_fields(config: ml_collections.ConfigDict,
             check_known_fields(value, reference[key], f"{prefix}.{key}")
 
 
+def field_paths(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    """The dotted names of a config's fields ('schedule.base_lr'; an empty group counts as
+    one field, as `model_overrides`)."""
+    paths = []
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict) and len(value):
+            paths += field_paths(value, f"{prefix}{key}.")
+        else:
+            paths.append(f"{prefix}{key}")
+    return paths
+
+
 def nearest_fields(config: ml_collections.ConfigDict | None, field: str, n: int = 3
                    ) -> list[str]:
     """The fields of `config` (default: the schema) whose names are closest to `field`.
@@ -215,14 +227,7 @@ def nearest_fields(config: ml_collections.ConfigDict | None, field: str, n: int 
         path, then by initials ('learning_rate' -> the '*_lr' fields), then by the last
         name alone.
     """
-    def leaves(c, prefix=""):
-        for key, value in c.items():
-            path = f"{prefix}{key}"
-            if isinstance(value, ml_collections.ConfigDict) and len(value):
-                yield from leaves(value, path + ".")
-            else:
-                yield path
-    paths = list(leaves(config if config is not None else default_config()))
+    paths = field_paths(config if config is not None else default_config())
     by_path = difflib.get_close_matches(field, paths, n=n, cutoff=0.75)
     name = field.rsplit(".", 1)[-1]
     words = [w for w in name.split("_") if w]

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from jaxkd import run as run_lib
+from jaxkd import config as config_lib, run as run_lib
 from jaxkd.engine import state as state_lib
 from jaxkd.engine import step as step_lib
 from tests.helpers import NUM_CLASSES, tiny_config, write_tiny_npz
@@ -385,15 +385,7 @@ def test_uncorrupted_controls_reach_compilation(scratch, source):
 
 # -- override typos on the command line -------------------------------------------------
 
-def _config_leaves(config, prefix=""):
-    for key, value in config.items():
-        if isinstance(value, ml_collections.ConfigDict) and len(value):
-            yield from _config_leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}"
-
-
-_FIELDS = sorted(_config_leaves(tiny_config(pathlib.Path("x.npz"))))
+_FIELDS = sorted(config_lib.field_paths(tiny_config(pathlib.Path("x.npz"))))
 
 
 @st.composite
