@@ -1,7 +1,12 @@
 """Shared helpers of the benchmark scripts: flags, timing, memory, environment and JSON.
 
-Nothing here imports JAX at module level: a script first parses its arguments, applies
+Nothing here imports JAX at module level: a script first parses its flags, applies
 `--xla_flags` / a fake-device count with `apply_xla_flags`, and only then builds programs.
+
+Flags are absl flags, as jaxkd's own commands: a script's `main(argv)` takes `flag_values()`
+(the flags every script shares, `--json` and `--xla_flags`), adds its own with
+`flags.DEFINE_*(..., flag_values=fv)` and reads them with `parse(fv, argv, __doc__)`. A
+fresh registry per call, so `main` can be called again in one process (the tests do).
 
 Timing conventions (all scripts):
 - every compared variant is warmed up (compiled and run) before any timed step;
@@ -14,7 +19,6 @@ Timing conventions (all scripts):
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import json
@@ -25,7 +29,10 @@ import resource
 import statistics
 import sys
 import time
-from typing import Any, Callable, Mapping
+import types
+from typing import Any, Callable, Mapping, Sequence
+
+from absl import flags
 
 #: Date written into BENCHMARKS.md for the recorded numbers.
 BENCH_DATE = "2026-11-22"
@@ -181,16 +188,62 @@ def cost_analysis(compiled) -> dict:
             "transcendentals": float(cost.get("transcendentals", 0.0))}
 
 
-# -- arguments and output -------------------------------------------------------------------
-def parser(description: str) -> argparse.ArgumentParser:
-    """An ArgumentParser with the options every script shares (--json, --xla_flags)."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--json", default="", help="write the JSON record to this path "
-                   "(always printed to stdout as the last line)")
-    p.add_argument("--xla_flags", default="", help="extra XLA_FLAGS for this process, "
-                   "e.g. '--xla_cpu_multi_thread_eigen=false'")
-    return p
+# -- flags and output -----------------------------------------------------------------------
+#: `module_name` of a flag that `--help` leaves out: a script's own worker mode.
+HIDDEN = "benchmarks (internal: the worker processes a script starts)"
+HELP_FLAGS = ("--help", "-h", "-help", "--helpshort", "--helpfull")
+
+
+def flag_values(*, shared: bool = True) -> flags.FlagValues:
+    """A fresh absl flag registry for one run of a script; `shared`: with the flags every
+    script shares (--json, --xla_flags)."""
+    fv = flags.FlagValues()
+    if shared:
+        flags.DEFINE_string("json", "", "write the JSON record to this path (always printed "
+                            "to stdout as the last line)", flag_values=fv)
+        flags.DEFINE_string("xla_flags", "", "extra XLA_FLAGS for this process, e.g. "
+                            "'--xla_cpu_multi_thread_eigen=false'", flag_values=fv)
+    return fv
+
+
+def help_text(fv: flags.FlagValues, description: str) -> str:
+    """`description`, then every flag of `fv` but the `HIDDEN` ones, with its default."""
+    modules = [m for m in fv.flags_by_module_dict() if m != HIDDEN]
+    return description.strip() + "\n\nflags:" + "".join(fv.module_help(m) for m in modules)
+
+
+def parse(fv: flags.FlagValues, argv: Sequence[str] | None, description: str, *,
+          positional: bool = False) -> types.SimpleNamespace:
+    """Parses a script's arguments into `fv`; returns the values as attributes.
+
+    Args:
+        fv: the script's flags (`flag_values()` plus its own).
+        argv: the arguments without the program name (None: `sys.argv[1:]`).
+        description: what `--help` prints above the flags (the script's docstring).
+        positional: accept arguments that are not flags (then `.args`, a list; a `--`
+            ends the flags); otherwise they are an error.
+
+    `--help` prints the flags and exits 0; a bad flag prints absl's message and exits 2.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "benchmark"
+    if any(a in HELP_FLAGS for a in argv):
+        try:
+            print(help_text(fv, description))
+        except BrokenPipeError:   # `| head`
+            pass
+        sys.exit(0)
+    try:
+        rest = fv([prog, *argv])[1:]
+    except flags.Error as err:
+        print(f"{prog}: error: {err} (--help lists the flags)", file=sys.stderr)
+        sys.exit(2)
+    if rest and not positional:
+        print(f"{prog}: error: unexpected arguments {rest} (--help lists the flags)",
+              file=sys.stderr)
+        sys.exit(2)
+    values = fv.flag_values_dict()
+    return types.SimpleNamespace(**values, **({"args": rest} if positional else {}))
 
 
 def emit(record: dict, path: str = "") -> dict:

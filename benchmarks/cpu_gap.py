@@ -22,6 +22,8 @@ import os
 import statistics
 import sys
 
+from absl import flags
+
 from benchmarks import common
 
 #: name -> (conv implementations timed in that process, XLA flags[, dtype]); a bfloat16
@@ -129,23 +131,25 @@ def _child_env(args) -> dict:
 
 
 def _worker_args(args, name: str) -> tuple[list[str], str, str, str]:
-    convs, flags, dtype = (*ATTEMPTS[name], "float32")[:3]
+    convs, xla_flags, dtype = (*ATTEMPTS[name], "float32")[:3]
     if args.convs and name == "baseline":
         convs = args.convs
     cmd = ["--worker", f"--convs={convs}", f"--model={args.model}",
            f"--batch_size={args.batch_size}", f"--rounds={args.rounds}",
            f"--warmup={args.warmup}", f"--cores={args.cores}",
-           f"--torch_modes={args.torch_modes}", f"--xla_flags={flags}", f"--dtype={dtype}"]
-    return cmd + (["--compile_only"] if args.compile_only else []), convs, flags, dtype
+           f"--torch_modes={args.torch_modes}", f"--xla_flags={xla_flags}",
+           f"--dtype={dtype}"]
+    return cmd + (["--compile_only"] if args.compile_only else []), convs, xla_flags, dtype
 
 
-def _rows_of(name: str, rec: dict, flags: str, dtype: str, compile_only: bool) -> list[dict]:
+def _rows_of(name: str, rec: dict, xla_flags: str, dtype: str,
+             compile_only: bool) -> list[dict]:
     yard = "torch_channels_last"
     rows = []
     for variant in rec["program"] if compile_only else rec["variants"]:
         if not variant.startswith("jaxkd_"):
             continue
-        row = {"attempt": name, "conv": variant[len("jaxkd_"):], "xla_flags": flags,
+        row = {"attempt": name, "conv": variant[len("jaxkd_"):], "xla_flags": xla_flags,
                "dtype": dtype, "compile_s": rec["compile_s"].get(variant),
                "program": rec.get("program", {}).get(variant)}
         if not compile_only:
@@ -166,18 +170,18 @@ def run_attempts(args) -> dict:
     rows, records = [], {}
     for repeat in range(args.repeats):
         for name in names:
-            cmd, convs, flags, dtype = _worker_args(args, name)
+            cmd, convs, xla_flags, dtype = _worker_args(args, name)
             try:
                 rec = common.run_script("benchmarks.cpu_gap", cmd, env=_child_env(args),
                                         timeout=args.timeout)
             except Exception as err:  # noqa: BLE001 - unknown flag, crash, timeout
                 records.setdefault(name, []).append({"error": str(err)[-600:]})
-                rows.append({"attempt": name, "conv": convs, "xla_flags": flags,
+                rows.append({"attempt": name, "conv": convs, "xla_flags": xla_flags,
                              "repeat": repeat, "error": str(err).splitlines()[-1][:200]})
                 print(f"{name}: failed ({rows[-1]['error']})", flush=True)
                 continue
             records.setdefault(name, []).append(rec)
-            for row in _rows_of(name, rec, flags, dtype, args.compile_only):
+            for row in _rows_of(name, rec, xla_flags, dtype, args.compile_only):
                 rows.append({**row, "repeat": repeat})
                 print(_fmt(row) if not args.compile_only else
                       f"{name:22s} {row['conv']:15s} {row['program']}", flush=True)
@@ -217,28 +221,30 @@ def _fmt(row: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--attempts", default="all",
-                   help=f"comma-separated names or 'all': {', '.join(ATTEMPTS)}")
-    p.add_argument("--convs", default="", help="override the baseline process's conv list")
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=1,
-                   help="run the whole attempt list this many times, alternating")
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--dtype", default="float32", help="(worker) activations dtype")
-    p.add_argument("--cores", type=int, default=0, help="pin to this many cores (0: all)")
-    p.add_argument("--torch_modes", default="channels_last",
-                   help="PyTorch variants timed in every worker (yardstick: channels_last)")
-    p.add_argument("--omp_wait_policy", default="",
-                   help="OMP_WAIT_POLICY for the workers (PASSIVE on a shared machine)")
-    p.add_argument("--timeout", type=float, default=1200, help="seconds per worker")
-    p.add_argument("--compile_only", action="store_true",
-                   help="only compile each attempt and report its program fingerprint "
-                   "(which flags change the program at all)")
-    p.add_argument("--worker", action="store_true", help=argparse_hidden())
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_string("attempts", "all", "comma-separated names or 'all': "
+                        f"{', '.join(ATTEMPTS)}", flag_values=fv)
+    flags.DEFINE_string("convs", "", "override the baseline process's conv list",
+                        flag_values=fv)
+    flags.DEFINE_string("model", "resnet20", "model (jaxkd.models name)", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "batch size", flag_values=fv)
+    flags.DEFINE_integer("rounds", 4, "timed rounds", flag_values=fv)
+    flags.DEFINE_integer("repeats", 1, "run the whole attempt list this many times, "
+                         "alternating", flag_values=fv)
+    flags.DEFINE_integer("warmup", 1, "untimed rounds first", flag_values=fv)
+    flags.DEFINE_string("dtype", "float32", "(worker) activations dtype", flag_values=fv)
+    flags.DEFINE_integer("cores", 0, "pin to this many cores (0: all)", flag_values=fv)
+    flags.DEFINE_string("torch_modes", "channels_last", "PyTorch variants timed in every "
+                        "worker (yardstick: channels_last)", flag_values=fv)
+    flags.DEFINE_string("omp_wait_policy", "", "OMP_WAIT_POLICY for the workers (PASSIVE "
+                        "on a shared machine)", flag_values=fv)
+    flags.DEFINE_float("timeout", 1200.0, "seconds per worker", flag_values=fv)
+    flags.DEFINE_bool("compile_only", False, "only compile each attempt and report its "
+                      "program fingerprint (which flags change the program at all)",
+                      flag_values=fv)
+    flags.DEFINE_bool("worker", False, "run one worker: time the --convs in this process "
+                      "(what each attempt runs)", flag_values=fv, module_name=common.HIDDEN)
+    args = common.parse(fv, argv, __doc__)
     if args.worker:
         return common.emit(_worker(args), args.json)
     if not args.compile_only and not _torch_ok():
@@ -260,12 +266,6 @@ def main(argv=None) -> dict:
             print(f"{r['attempt']:22s} {r['conv']:15s} {r['jaxkd_over_torch_cl']:14.2f} "
                   f"{str(r['per_repeat']):24s} {vs if vs is None else round(vs, 2)!s:>10s}")
     return common.emit(record, args.json)
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _torch_ok() -> bool:

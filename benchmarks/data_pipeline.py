@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import itertools
 
+from absl import flags
+
 from benchmarks import common
 
 
@@ -69,14 +71,14 @@ def measure(*, model: str, batch_size: int, rounds: int, warmup: int, kd: bool =
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=8)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--plain", action="store_true", help="plain CE step instead of KD")
-    p.add_argument("--num_devices", type=int, default=1)
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_string("model", "resnet20", "model (jaxkd.models name)", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 64, "batch size", flag_values=fv)
+    flags.DEFINE_integer("rounds", 8, "timed rounds", flag_values=fv)
+    flags.DEFINE_integer("warmup", 2, "untimed rounds first", flag_values=fv)
+    flags.DEFINE_bool("plain", False, "plain CE step instead of KD", flag_values=fv)
+    flags.DEFINE_integer("num_devices", 1, "mesh size (0: all devices)", flag_values=fv)
+    args = common.parse(fv, argv, __doc__)
     common.apply_xla_flags(args.xla_flags)
     body = measure(model=args.model, batch_size=args.batch_size, rounds=args.rounds,
                    warmup=args.warmup, kd=not args.plain, num_devices=args.num_devices)

@@ -22,6 +22,8 @@ import pathlib
 import shutil
 import tempfile
 
+from absl import flags
+
 from benchmarks import common
 
 
@@ -107,14 +109,14 @@ def measure(*, model: str, num_classes: int, rounds: int, warmup: int,
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--num_classes", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--dir", default="", help="where to write the checkpoints (default: a "
-                   "fresh temporary folder, removed at the end)")
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_string("model", "resnet20", "model (jaxkd.models name)", flag_values=fv)
+    flags.DEFINE_integer("num_classes", 10, "classes of the model's head", flag_values=fv)
+    flags.DEFINE_integer("rounds", 10, "timed rounds", flag_values=fv)
+    flags.DEFINE_integer("warmup", 2, "untimed rounds first", flag_values=fv)
+    flags.DEFINE_string("dir", "", "where to write the checkpoints (default: a fresh "
+                        "temporary folder, removed at the end)", flag_values=fv)
+    args = common.parse(fv, argv, __doc__)
     common.apply_xla_flags(args.xla_flags)
     directory = pathlib.Path(args.dir or tempfile.mkdtemp(prefix="jaxkd-digests-"))
     try:

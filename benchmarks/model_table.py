@@ -14,12 +14,12 @@ Sandler et al.) give about half of these numbers.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 
 import jax
 import jax.numpy as jnp
+from absl import app, flags
 
 from jaxkd import models
 from jaxkd.models import densenet, mobilenet_v2, resnet_cifar, resnet_imagenet, wide_resnet
@@ -91,17 +91,22 @@ def rco_table(batch: int) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=2, help="images per lowered program")
-    parser.add_argument("--rco", action="store_true",
-                        help="also compare mobilenetv2_cifar with RCO's Table 3")
-    args = parser.parse_args()
+def define_flags() -> None:
+    """The script's flags (absl's global flags: it runs as a script, `app.run`)."""
+    flags.DEFINE_integer("batch", 2, "images per lowered program")
+    flags.DEFINE_bool("rco", False, "also compare mobilenetv2_cifar with RCO's Table 3")
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    args = flags.FLAGS
     print("\n".join(model_table(args.batch)))
     if args.rco:
         print()
         print("\n".join(rco_table(args.batch)))
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":   # a script (`python benchmarks/model_table.py`): no package
+    define_flags()           # imports, so absl's app.run rather than benchmarks.common
+    app.run(main)

@@ -25,6 +25,8 @@ import glob
 import re
 import tempfile
 
+from absl import flags
+
 from benchmarks import common
 
 _INSTR = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*(\S+)\s+([\w\-]+)\(")
@@ -164,14 +166,15 @@ def profile_torch(step, steps: int = 3, top: int = 25) -> list[dict]:
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--plain", action="store_true", help="plain CE step instead of KD")
-    p.add_argument("--conv", default="xla", help="benchmarks.conv_impl implementation")
-    p.add_argument("--steps", type=int, default=3, help="profiled steps")
-    p.add_argument("--torch", action="store_true", help="also profile the PyTorch step")
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_string("model", "resnet20", "model (jaxkd.models name)", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "batch size", flag_values=fv)
+    flags.DEFINE_bool("plain", False, "plain CE step instead of KD", flag_values=fv)
+    flags.DEFINE_string("conv", "xla", "benchmarks.conv_impl implementation",
+                        flag_values=fv)
+    flags.DEFINE_integer("steps", 3, "profiled steps", flag_values=fv)
+    flags.DEFINE_bool("torch", False, "also profile the PyTorch step", flag_values=fv)
+    args = common.parse(fv, argv, __doc__)
     common.apply_xla_flags(args.xla_flags)
     from benchmarks import harness
 

@@ -16,6 +16,8 @@ Reported: achieved GFLOP/s and GB/s of the step, its arithmetic intensity, the r
 
 from __future__ import annotations
 
+from absl import flags
+
 from benchmarks import common
 
 
@@ -80,17 +82,19 @@ def measure(*, model: str, batch_size: int, kd: bool, rounds: int, warmup: int,
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--plain", action="store_true", help="plain CE step instead of KD")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--matmul_n", type=int, default=1024, help="side of the probe matmul")
-    p.add_argument("--stream_mib", type=int, default=128, help="size of the stream probe")
-    p.add_argument("--conv", default="xla", help="benchmarks.conv_impl implementation")
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_string("model", "resnet20", "model (jaxkd.models name)", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "batch size", flag_values=fv)
+    flags.DEFINE_bool("plain", False, "plain CE step instead of KD", flag_values=fv)
+    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "activations dtype",
+                      flag_values=fv)
+    flags.DEFINE_integer("rounds", 5, "timed rounds", flag_values=fv)
+    flags.DEFINE_integer("warmup", 1, "untimed rounds first", flag_values=fv)
+    flags.DEFINE_integer("matmul_n", 1024, "side of the probe matmul", flag_values=fv)
+    flags.DEFINE_integer("stream_mib", 128, "size of the stream probe", flag_values=fv)
+    flags.DEFINE_string("conv", "xla", "benchmarks.conv_impl implementation",
+                        flag_values=fv)
+    args = common.parse(fv, argv, __doc__)
     common.apply_xla_flags(args.xla_flags)
     body = measure(model=args.model, batch_size=args.batch_size, kd=not args.plain,
                    rounds=args.rounds, warmup=args.warmup, dtype=args.dtype,

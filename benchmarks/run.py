@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Callable
 
+from absl import flags
+
 from benchmarks import common
 
 Entry = tuple[str, str, list[str], Callable[[dict], list[tuple[str, str]]]]
@@ -233,13 +235,13 @@ def print_table(results: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--suite", default="cpu", choices=sorted(SUITES))
-    p.add_argument("--only", default="", help="comma-separated entry names")
-    p.add_argument("--out_dir", default="", help="directory for the per-entry JSON files "
-                   "(default benchmarks/results/<suite>)")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds per entry")
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_enum("suite", "cpu", sorted(SUITES), "which suite to run", flag_values=fv)
+    flags.DEFINE_string("only", "", "comma-separated entry names", flag_values=fv)
+    flags.DEFINE_string("out_dir", "", "directory for the per-entry JSON files (default "
+                        "benchmarks/results/<suite>)", flag_values=fv)
+    flags.DEFINE_float("timeout", 1800.0, "seconds per entry", flag_values=fv)
+    args = common.parse(fv, argv, __doc__)
     if args.xla_flags:
         common.apply_xla_flags(args.xla_flags)     # inherited by every entry's process
     out_dir = pathlib.Path(args.out_dir or pathlib.Path(__file__).parent / "results" /

@@ -17,6 +17,8 @@ from __future__ import annotations
 import statistics
 import time
 
+from absl import flags
+
 from benchmarks import common
 
 
@@ -47,17 +49,18 @@ def _worker(args, devices: int = 0) -> dict:
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--devices", default="1,2,4,8", help="device counts to compare")
-    p.add_argument("--model", default="resnet8")
-    p.add_argument("--batch_size", type=int, default=64, help="global batch")
-    p.add_argument("--steps", type=int, default=4, help="steps per device count")
-    p.add_argument("--repeats", type=int, default=1, help="alternating repetitions")
-    p.add_argument("--in_process", action="store_true",
-                   help="use this process's devices (meshes over the first N) instead of "
-                   "one process per count; needs at least max(--devices) devices")
-    p.add_argument("--worker_devices", type=int, default=0, help=argparse_suppress())
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_string("devices", "1,2,4,8", "device counts to compare", flag_values=fv)
+    flags.DEFINE_string("model", "resnet8", "model (jaxkd.models name)", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 64, "global batch", flag_values=fv)
+    flags.DEFINE_integer("steps", 4, "steps per device count", flag_values=fv)
+    flags.DEFINE_integer("repeats", 1, "alternating repetitions", flag_values=fv)
+    flags.DEFINE_bool("in_process", False, "use this process's devices (meshes over the "
+                      "first N) instead of one process per count; needs at least "
+                      "max(--devices) devices", flag_values=fv)
+    flags.DEFINE_integer("worker_devices", 0, "run one worker with this many devices (what "
+                         "each count runs)", flag_values=fv, module_name=common.HIDDEN)
+    args = common.parse(fv, argv, __doc__)
     if args.worker_devices:
         return common.emit(_worker(args), args.json)
     counts = [int(n) for n in args.devices.split(",")]
@@ -96,12 +99,6 @@ def main(argv=None) -> dict:
               "max_param_rel_diff": max(r["param_abs_sum_rel_diff_vs_first"] for r in rows),
               "env": common.env_info()}
     return common.emit(record, args.json)
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

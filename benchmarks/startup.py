@@ -1,6 +1,7 @@
 """Start-up time of the CLI: process start to the first train step, cold vs warm cache.
 
     python -m benchmarks.startup [--config=configs/quickstart.py] [--repeats=1]
+    python -m benchmarks.startup -- --config.num_epochs=1    # more flags for jaxkd.main
 
 Runs `python -m jaxkd.main` three ways, each in a fresh workdir, and stops it once the
 first train step has been dispatched (the "compiled train step" log line):
@@ -13,7 +14,6 @@ line (data loaded, state initialised) and to the first step, and the logged comp
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import signal
@@ -21,6 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from absl import flags
+
+from benchmarks import common
 
 MARKS = {"devices": re.compile(r"devices: \["), "phase": re.compile(r"\] phase 1/\d+ "),
          "first_step": re.compile(r"compiled train step in ([\d.]+) s")}
@@ -48,12 +52,13 @@ def one(config: str, env: dict, extra: list[str]) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config", default="configs/quickstart.py")
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("extra", nargs="*", help="more flags for jaxkd.main")
-    args = parser.parse_args()
+def main(argv=None) -> None:
+    fv = common.flag_values(shared=False)
+    flags.DEFINE_string("config", "configs/quickstart.py", "config of the timed runs",
+                        flag_values=fv)
+    flags.DEFINE_integer("repeats", 1, "warm-cache runs", flag_values=fv)
+    # Arguments after the flags (after `--` for flags): more flags for jaxkd.main.
+    args = common.parse(fv, argv, __doc__, positional=True)
     base = {k: v for k, v in os.environ.items()
             if k not in ("JAX_COMPILATION_CACHE_DIR", "JAXKD_NO_COMPILE_CACHE")}
     cache = tempfile.mkdtemp(prefix="jaxkd_startup_cache_")
@@ -65,7 +70,7 @@ def main() -> None:
     runs += [("cold", cached)] + [("warm", cached)] * args.repeats
     print(f"{'cache':<6} {'devices':>8} {'phase':>8} {'1st step':>9} {'compile':>8}")
     for name, env in runs:
-        r = one(args.config, env, args.extra)
+        r = one(args.config, env, args.args)
         print(f"{name:<6} {r.get('devices', float('nan')):8.1f} "
               f"{r.get('phase', float('nan')):8.1f} {r.get('first_step', float('nan')):9.1f} "
               f"{r.get('compile_s', float('nan')):8.1f}", flush=True)

@@ -15,6 +15,8 @@ student's size).
 
 from __future__ import annotations
 
+from absl import flags
+
 from benchmarks import common
 
 
@@ -48,18 +50,21 @@ def measure(*, model: str, teacher: str, batch_size: int, rounds: int, warmup: i
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet20", help="student (jaxkd.models name)")
-    p.add_argument("--teacher", default="", help="teacher model (default: the student's)")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=5, help="timed rounds (one step of each)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed rounds after compiling")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    p.add_argument("--conv", default="xla", help="benchmarks.conv_impl implementation")
-    p.add_argument("--num_devices", type=int, default=1, help="mesh size (0: all devices)")
-    p.add_argument("--num_classes", type=int, default=10)
-    p.add_argument("--image_size", type=int, default=32)
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_string("model", "resnet20", "student (jaxkd.models name)", flag_values=fv)
+    flags.DEFINE_string("teacher", "", "teacher model (default: the student's)",
+                        flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "batch size", flag_values=fv)
+    flags.DEFINE_integer("rounds", 5, "timed rounds (one step of each)", flag_values=fv)
+    flags.DEFINE_integer("warmup", 2, "untimed rounds after compiling", flag_values=fv)
+    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "activations dtype",
+                      flag_values=fv)
+    flags.DEFINE_string("conv", "xla", "benchmarks.conv_impl implementation",
+                        flag_values=fv)
+    flags.DEFINE_integer("num_devices", 1, "mesh size (0: all devices)", flag_values=fv)
+    flags.DEFINE_integer("num_classes", 10, "classes of the model's head", flag_values=fv)
+    flags.DEFINE_integer("image_size", 32, "image side in pixels", flag_values=fv)
+    args = common.parse(fv, argv, __doc__)
     common.apply_xla_flags(args.xla_flags)
     body = measure(model=args.model, teacher=args.teacher, batch_size=args.batch_size,
                    rounds=args.rounds, warmup=args.warmup, dtype=args.dtype, conv=args.conv,

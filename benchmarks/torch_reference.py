@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Any
 
+from absl import flags
+
 from benchmarks import common
 
 TORCH_MODES = ("eager", "channels_last", "compile")
@@ -194,27 +196,28 @@ def compare(jax_runners: dict, torch_runners: dict, *, rounds: int, warmup: int,
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet20", help="resnet<6n+2> CIFAR ResNet")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=5, help="timed interleaved rounds")
-    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
-    p.add_argument("--modes", default="eager,channels_last,compile",
-                   help=f"comma-separated PyTorch variants from {TORCH_MODES}")
-    p.add_argument("--plain", action="store_true", help="CE step without teacher instead of KD")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
-                   help="jaxkd activations; bfloat16 also turns on PyTorch AMP (autocast)")
-    p.add_argument("--device", default="cpu", help="PyTorch device: cpu or cuda")
-    p.add_argument("--num_classes", type=int, default=10)
-    p.add_argument("--image_size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=0, help="PyTorch threads (0: its default)")
-    p.add_argument("--conv", default="xla", help="jaxkd convolution implementation(s), "
-                   "comma-separated (benchmarks.conv_impl.IMPLS)")
-    p.add_argument("--num_devices", default="1",
-                   help="jaxkd mesh sizes, comma-separated; on a CPU the host is split into "
-                   "that many devices (what `python -m jaxkd.main` does by default, one per "
-                   "core), e.g. 1,2")
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_string("model", "resnet20", "resnet<6n+2> CIFAR ResNet", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "batch size", flag_values=fv)
+    flags.DEFINE_integer("rounds", 5, "timed interleaved rounds", flag_values=fv)
+    flags.DEFINE_integer("warmup", 2, "untimed rounds first", flag_values=fv)
+    flags.DEFINE_string("modes", "eager,channels_last,compile", "comma-separated PyTorch "
+                        f"variants from {TORCH_MODES}", flag_values=fv)
+    flags.DEFINE_bool("plain", False, "CE step without teacher instead of KD",
+                      flag_values=fv)
+    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "jaxkd activations; "
+                      "bfloat16 also turns on PyTorch AMP (autocast)", flag_values=fv)
+    flags.DEFINE_string("device", "cpu", "PyTorch device: cpu or cuda", flag_values=fv)
+    flags.DEFINE_integer("num_classes", 10, "classes of the model's head", flag_values=fv)
+    flags.DEFINE_integer("image_size", 32, "image side in pixels", flag_values=fv)
+    flags.DEFINE_integer("threads", 0, "PyTorch threads (0: its default)", flag_values=fv)
+    flags.DEFINE_string("conv", "xla", "jaxkd convolution implementation(s), "
+                        "comma-separated (benchmarks.conv_impl.IMPLS)", flag_values=fv)
+    flags.DEFINE_string("num_devices", "1", "jaxkd mesh sizes, comma-separated; on a CPU "
+                        "the host is split into that many devices (what `python -m "
+                        "jaxkd.main` does by default, one per core), e.g. 1,2",
+                        flag_values=fv)
+    args = common.parse(fv, argv, __doc__)
     meshes = [int(n) for n in args.num_devices.split(",")]
     cpu_split = max(meshes) if args.device == "cpu" and max(meshes) > 1 else 0
     common.apply_xla_flags(args.xla_flags, device_count=cpu_split)

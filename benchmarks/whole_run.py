@@ -22,6 +22,8 @@ import statistics
 import tempfile
 import time
 
+from absl import flags
+
 from benchmarks import common
 
 METHODS = ("baseline", "sd", "ban")
@@ -77,23 +79,24 @@ def _worker(args, method: str = "") -> dict:
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnet8")
-    p.add_argument("--epochs", type=int, default=4, help="baseline epochs (= SD total)")
-    p.add_argument("--cycles", type=int, default=4, help="SD mini-generations")
-    p.add_argument("--generations", type=int, default=1, help="BAN generations M")
-    p.add_argument("--train_per_class", type=int, default=50,
-                   help="training images per class from the sample (0: all 250)")
-    p.add_argument("--batch_size", type=int, default=100)
-    p.add_argument("--eval_batch_size", type=int, default=500)
-    p.add_argument("--num_devices", type=int, default=1, help="mesh size (0: all devices)")
-    p.add_argument("--repeats", type=int, default=1, help="alternating repetitions")
-    p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--method", default="", help="(worker) run one method in-process")
-    p.add_argument("--in_process", action="store_true",
-                   help="run the methods one after the other in this process (tests, "
-                   "notebooks); by default each run gets a fresh process")
-    args = p.parse_args(argv)
+    fv = common.flag_values()
+    flags.DEFINE_string("model", "resnet8", "model (jaxkd.models name)", flag_values=fv)
+    flags.DEFINE_integer("epochs", 4, "baseline epochs (= SD total)", flag_values=fv)
+    flags.DEFINE_integer("cycles", 4, "SD mini-generations", flag_values=fv)
+    flags.DEFINE_integer("generations", 1, "BAN generations M", flag_values=fv)
+    flags.DEFINE_integer("train_per_class", 50, "training images per class from the sample "
+                         "(0: all 250)", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 100, "batch size", flag_values=fv)
+    flags.DEFINE_integer("eval_batch_size", 500, "evaluation batch size", flag_values=fv)
+    flags.DEFINE_integer("num_devices", 1, "mesh size (0: all devices)", flag_values=fv)
+    flags.DEFINE_integer("repeats", 1, "alternating repetitions", flag_values=fv)
+    flags.DEFINE_string("methods", ",".join(METHODS), "comma-separated methods to time",
+                        flag_values=fv)
+    flags.DEFINE_string("method", "", "(worker) run one method in-process", flag_values=fv)
+    flags.DEFINE_bool("in_process", False, "run the methods one after the other in this "
+                      "process (tests, notebooks); by default each run gets a fresh process",
+                      flag_values=fv)
+    args = common.parse(fv, argv, __doc__)
     common.apply_xla_flags(args.xla_flags)
     if args.method:
         return common.emit(_worker(args), args.json)

@@ -33,13 +33,13 @@ trains `model` once on labels smoothed with eps = 0.1 (Szegedy et al. 2016), sam
 protocol.
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.wide_resnet_protocol(c)
+    presets.wide_resnet_protocol(c)
     c.method = "born_again"
     c.model = "densenet_80_80"
     c.born_again.variant = "ban"

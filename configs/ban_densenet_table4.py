@@ -58,13 +58,13 @@ trains the student network once on labels smoothed with eps = 0.1 (Szegedy et al
 
 import ml_collections
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.wide_resnet_protocol(c)
+    presets.wide_resnet_protocol(c)
     c.method = "born_again"
     c.teacher.model = "densenet_90_60"
     c.model = "densenet_90_60"

@@ -31,13 +31,13 @@ protocol.
 
 import ml_collections
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.wide_resnet_protocol(c)
+    presets.wide_resnet_protocol(c)
     c.method = "born_again"
     c.model = "wrn_28_10"
     c.model_overrides = ml_collections.ConfigDict(dict(dropout_rate=0.3))

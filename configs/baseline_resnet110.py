@@ -24,13 +24,13 @@ LSR baseline: `--config.loss.label_smoothing=0.1` (eps = 0.1, Szegedy et al. 201
 smooths the labels of this one run.
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
     c.method = "baseline"
-    common.cifar100_resnet(c, 110, schedule="step")
+    presets.cifar100_resnet(c, 110, schedule="step")
     c.loss.name = "cross_entropy"
     return c

@@ -23,14 +23,14 @@ LSR baseline: `--config.loss.label_smoothing=0.1` (eps = 0.1, Szegedy et al. 201
 smooths the labels of this one run.
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
     c.method = "baseline"
-    common.cifar100_resnet(c, 20, schedule="cosine")
+    presets.cifar100_resnet(c, 20, schedule="cosine")
     c.schedule.boundaries = (82, 123)    # unused by 'cosine'; kept for --config.schedule.name=step
     c.loss.name = "cross_entropy"
     return c

@@ -25,11 +25,11 @@ both /10 at epochs 150, 180 and 210, wd 5e-4, batch 64, SGD momentum 0.9. Teache
 `mobilenetv2_cifar` with `round_channels=False` (13.5 MFLOPs as Table 3).
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.rco_cifar100(c, mode="kd", anchor_every_epochs=240, width=0.5, expansion=6)
+    presets.rco_cifar100(c, mode="kd", anchor_every_epochs=240, width=0.5, expansion=6)
     return c

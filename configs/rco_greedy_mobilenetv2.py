@@ -41,13 +41,13 @@ Deviation: where r_{i,i+1} > delta already, Algorithm 2 returns i (the anchor ju
 learned); jaxkd advances to i+1 so that the route ends (`jaxkd.rco.greedy_next_anchor`).
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.rco_cifar100(c, mode="greedy", anchor_every_epochs=10, width=0.5, expansion=6)
+    presets.rco_cifar100(c, mode="greedy", anchor_every_epochs=10, width=0.5, expansion=6)
     c.rco.delta = 0.8
     c.data.heldout_size = 10000
     c.data.heldout_mode = "sample"

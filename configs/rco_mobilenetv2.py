@@ -37,11 +37,11 @@ lambda = 1 with the tau^2 factor. A trained teacher can be reused by other RCO c
 `--config.rco.teacher_workdir=/tmp/rco_mobilenetv2`.
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.rco_cifar100(c, mode="one_stage", anchor_every_epochs=10, width=0.35, expansion=4)
+    presets.rco_cifar100(c, mode="one_stage", anchor_every_epochs=10, width=0.35, expansion=4)
     return c

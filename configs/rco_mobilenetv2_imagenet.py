@@ -32,24 +32,23 @@ KD from the converged teacher only (the Student-KD row): `--config.rco.mode=kd`.
 
 import ml_collections
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.imagenet(c)
-    common.cross_entropy(c)
+    presets.imagenet(c)
+    presets.cross_entropy(c)
     c.method = "rco"
     c.model = "mobilenetv2"
     c.teacher.model = "resnet50"
     c.batch_size = 3072
     c.num_epochs = 312
-    common.sgd(c, weight_decay=5e-4, nesterov=False)
-    common.step_schedule(c, 0.1, (108, 180, 240))
+    presets.sgd(c, weight_decay=5e-4, nesterov=False)
+    presets.step_schedule(c, 0.1, (108, 180, 240))
     c.schedule.warmup_epochs = 5
     c.rco.mode = "one_stage"
-    c.rco.teacher_model = "resnet50"
     c.rco.teacher_epochs = 120
     c.rco.anchor_every_epochs = 10
     c.rco.teacher_lr = 0.4

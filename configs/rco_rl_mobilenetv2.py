@@ -31,12 +31,12 @@ pair's inference output).
 
 import ml_collections
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.rco_cifar100(c, mode="online", anchor_every_epochs=10, width=0.35, expansion=4)
+    presets.rco_cifar100(c, mode="online", anchor_every_epochs=10, width=0.35, expansion=4)
     c.optimizer.lr_scales = ml_collections.ConfigDict({"teacher": 5.0})
     return c

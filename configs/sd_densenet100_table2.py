@@ -32,17 +32,17 @@ T = 3 as configs/sd_densenet100.py.
 
 import ml_collections
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.cifar100_densenet(c, 100, schedule="cosine")
+    presets.cifar100_densenet(c, 100, schedule="cosine")
     c.method = "kd"
     c.seed = 2
     c.loss = ml_collections.ConfigDict(dict(name="snapshot_distillation", temperature=3.0))
-    c.teacher.model = common.CIFAR_DENSENETS[100]
+    c.teacher.model = presets.CIFAR_DENSENETS[100]
     c.teacher.checkpoint = "/tmp/sd_table2/teacher0/phases/baseline"
     c.init.checkpoint = "/tmp/sd_table2/base/phases/baseline/ckpt/58650"
     c.init.epoch = 75

@@ -32,17 +32,17 @@ trains the BL row once (one cosine run over all epochs, no restarts, no teacher)
 labels smoothed with eps = 0.1 (Szegedy et al. 2016).
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.imagenet(c)
-    common.cross_entropy(c)             # declares loss.label_smoothing
+    presets.imagenet(c)
+    presets.cross_entropy(c)             # declares loss.label_smoothing
     c.model = "resnet152"
     c.batch_size = 256
     c.num_epochs = 90
-    common.sgd(c, weight_decay=1e-4)
-    common.snapshot(c, temperature=2.0, cycles=2)
+    presets.sgd(c, weight_decay=1e-4)
+    presets.snapshot(c, temperature=2.0, cycles=2)
     return c

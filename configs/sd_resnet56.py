@@ -30,12 +30,12 @@ trains the BL row once (one cosine run over all epochs, no restarts, no teacher)
 labels smoothed with eps = 0.1 (Szegedy et al. 2016).
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.cifar100_resnet(c, 56, schedule="cosine")
-    common.snapshot(c, temperature=2.0, cycles=4)
+    presets.cifar100_resnet(c, 56, schedule="cosine")
+    presets.snapshot(c, temperature=2.0, cycles=4)
     return c

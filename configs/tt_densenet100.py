@@ -32,12 +32,12 @@ processes of [TT] Figure 2 and Tables 2-3 swap the patriarch:
 `tolerant_teacher.beta`, 0.1); see configs/tt_resnet110_lsr.py and tt_resnet110_cp.py.
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.cifar100_densenet(c, 100, schedule="step")
-    common.tolerant_teacher(c, u=0.6, label_weight=0.6, generations=5)
+    presets.cifar100_densenet(c, 100, schedule="step")
+    presets.tolerant_teacher(c, u=0.6, label_weight=0.6, generations=5)
     return c

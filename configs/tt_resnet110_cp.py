@@ -35,13 +35,13 @@ generation, eps = 0.1); `--config.generations=0` runs the CP patriarch alone, th
 baseline.
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.cifar100_resnet(c, 110, schedule="step")
-    common.tolerant_teacher(c, u=0.6, label_weight=0.6, generations=10,
+    presets.cifar100_resnet(c, 110, schedule="step")
+    presets.tolerant_teacher(c, u=0.6, label_weight=0.6, generations=10,
                             patriarch_loss="confidence_penalty", beta=0.1)
     return c

@@ -35,13 +35,13 @@ generation of label smoothing alone (the same network as this patriarch, trained
 `config.loss`); `--config.generations=0` runs this config's patriarch alone.
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.cifar100_resnet(c, 110, schedule="step")
-    common.tolerant_teacher(c, u=0.6, label_weight=0.6, generations=10,
+    presets.cifar100_resnet(c, 110, schedule="step")
+    presets.tolerant_teacher(c, u=0.6, label_weight=0.6, generations=10,
                             patriarch_loss="label_smoothing", label_smoothing=0.1)
     return c

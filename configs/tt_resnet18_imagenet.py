@@ -34,18 +34,18 @@ processes of [TT] Figure 2 and Tables 2-3 swap the patriarch:
 `tolerant_teacher.beta`, 0.1); see configs/tt_resnet110_lsr.py and tt_resnet110_cp.py.
 """
 
-from jaxkd import protocols as common
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
     c = default_config()
-    common.imagenet(c)
-    common.cross_entropy(c)             # declares loss.label_smoothing
+    presets.imagenet(c)
+    presets.cross_entropy(c)             # declares loss.label_smoothing
     c.model = "resnet18"
     c.batch_size = 1024
     c.num_epochs = 100
-    common.sgd(c, weight_decay=1e-4)
-    common.step_schedule(c, 0.1, (30, 60, 90))
-    common.tolerant_teacher(c, u=0.6, label_weight=0.6, generations=5)
+    presets.sgd(c, weight_decay=1e-4)
+    presets.step_schedule(c, 0.1, (30, 60, 90))
+    presets.tolerant_teacher(c, u=0.6, label_weight=0.6, generations=5)
     return c

@@ -3,15 +3,20 @@
 Four papers as one engine and small plans: born-again networks, tolerant teachers
 (knowledge distillation in generations), snapshot distillation and route constrained
 optimisation. See README.md and docs/architecture.md.
+
+`jaxkd.load_model(path)` (an exported model: `(apply_fn, variables, meta)`, see
+`jaxkd.exported`) is resolved on first use, so `import jaxkd` (and `jaxkd --help`) does
+not import JAX.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
+_LAZY = {"load_model": "jaxkd.exported"}
 
-def load_model(path):
-    """An exported model (`jaxkd export --workdir=W --out=FILE`): `(apply_fn, variables,
-    meta)`, where `apply_fn(variables, images)` normalises uint8 (or [0, 1] float) NHWC
-    images as in training and returns logits, and `meta['class_names']` names them.
-    See `jaxkd.exported` (imported on first use: `import jaxkd` stays light)."""
-    from jaxkd.exported import load_model as _load_model
-    return _load_model(path)
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'jaxkd' has no attribute {name!r}")

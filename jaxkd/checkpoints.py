@@ -1,12 +1,8 @@
 """The one module that talks to orbax: periodic and final checkpoints of a phase.
 
-Layout of a phase directory::
-
-    <workdir>/phases/<phase>/ckpt/<step>/   periodic (async, keep a few), state + meta
-    <workdir>/phases/<phase>/final/<step>/  the phase's immutable final checkpoint
-    <workdir>/phases/<phase>/anchors/<epoch>/  RCO anchors (kept for good)
-    <workdir>/phases/<phase>/damaged/       damaged periodic checkpoints set aside
-    .../<step>/digests.json                 SHA-256 of every file of the step folder
+A phase directory's folders (`ckpt/`, `final/`, `anchors/`, `damaged/`) are named by
+`jaxkd.workdir.PhaseLayout`; each step folder also holds `digests.json`, the SHA-256 of
+every other file of the step folder.
 
 Every write goes through orbax's commit protocol (a temporary directory renamed when
 complete), so a crash leaves either the previous checkpoint or the new one, never half of
@@ -41,6 +37,9 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
+
+from jaxkd import workdir as workdir_lib
 
 log = logging.getLogger(__name__)
 
@@ -252,8 +251,9 @@ class PhaseCheckpoints:
 
     def __init__(self, phase_dir: pathlib.Path, *, keep: int = 3, async_save: bool = True):
         self.phase_dir = pathlib.Path(phase_dir)
-        self._periodic = _manager(self.phase_dir / "ckpt", keep=keep, async_save=async_save)
-        self._final = _manager(self.phase_dir / "final", keep=None, async_save=False)
+        self.layout = workdir_lib.PhaseLayout(self.phase_dir)
+        self._periodic = _manager(self.layout.ckpt, keep=keep, async_save=async_save)
+        self._final = _manager(self.layout.final, keep=None, async_save=False)
         self._anchors = None
         self._async = async_save
         self._sealer: threading.Thread | None = None   # writes the newest step's manifest
@@ -303,7 +303,6 @@ class PhaseCheckpoints:
         if jax.process_index() == 0 and step_dir.is_dir():
             write_manifest(step_dir)
         if barrier and jax.process_count() > 1:
-            from jax.experimental import multihost_utils
             multihost_utils.sync_global_devices(f"jaxkd digests {step_dir}")
 
     def wait(self) -> None:
@@ -329,7 +328,7 @@ class PhaseCheckpoints:
         steps = sorted(self._periodic.all_steps(), reverse=True)
         errors = []
         for i, step in enumerate(steps):
-            where = str(self.phase_dir / "ckpt" / str(step))
+            where = str(self.layout.ckpt / str(step))
             try:
                 restored = _restore_step(self._periodic, step, abstract_state, where)
             except CheckpointError as err:
@@ -339,7 +338,7 @@ class PhaseCheckpoints:
             self._set_aside(steps[:i])
             return restored
         if errors:
-            raise CheckpointError("no usable checkpoint in " + str(self.phase_dir / "ckpt") +
+            raise CheckpointError("no usable checkpoint in " + str(self.layout.ckpt) +
                                   ":\n  " + "\n  ".join(errors))
         return None
 
@@ -348,15 +347,14 @@ class PhaseCheckpoints:
         if not steps:
             return
         if jax.process_index() == 0:
-            damaged = self.phase_dir / "damaged"
+            damaged = self.layout.damaged
             damaged.mkdir(exist_ok=True)
             for step in steps:
                 target = damaged / f"ckpt-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-                (self.phase_dir / "ckpt" / str(step)).rename(target)
+                (self.layout.ckpt / str(step)).rename(target)
                 log.warning("moved the damaged checkpoint %s to %s",
-                            self.phase_dir / "ckpt" / str(step), target)
+                            self.layout.ckpt / str(step), target)
         if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
             multihost_utils.sync_global_devices(f"jaxkd set aside {self.phase_dir}")
         self._periodic.reload()
 
@@ -370,17 +368,10 @@ class PhaseCheckpoints:
         """
         check_room(self.phase_dir, state)
         if self._anchors is None:
-            self._anchors = _manager(self.phase_dir / "anchors", keep=None, async_save=False)
+            self._anchors = _manager(self.layout.anchors, keep=None, async_save=False)
         if epoch not in self._anchors.all_steps():
             self._anchors.save(epoch, args=_save_args(state, {"epoch": epoch}), force=True)
             self._seal_committed(self._anchors, epoch, barrier=True)
-
-    def anchor_epochs(self) -> list[int]:
-        """Epochs at which anchors were kept, ascending."""
-        directory = self.phase_dir / "anchors"
-        if not directory.is_dir():
-            return []
-        return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
     def has_final(self) -> bool:
         """Whether the phase is finished: its final checkpoint exists and is intact.
@@ -399,9 +390,9 @@ class PhaseCheckpoints:
     def _check_final(self, step: int) -> None:
         """Verifies final/<step> against its manifest once per instance."""
         if step not in self._final_checked:
-            where = str(self.phase_dir / "final" / str(step))
+            where = str(self.layout.final / str(step))
             try:
-                verify_manifest(self.phase_dir / "final" / str(step), where)
+                verify_manifest(self.layout.final / str(step), where)
                 self._final_checked[step] = None
             except CheckpointError as err:
                 self._final_checked[step] = CheckpointError(
@@ -423,11 +414,11 @@ class PhaseCheckpoints:
         """Returns (state, meta) of the final checkpoint (verified against its digests)."""
         step = self._final.latest_step()
         if step is None:
-            raise CheckpointError(f"no final checkpoint in {self.phase_dir / 'final'}")
+            raise CheckpointError(f"no final checkpoint in {self.layout.final}")
         self._check_final(step)
         try:
             return _restore_step(self._final, step, abstract_state,
-                                 str(self.phase_dir / "final" / str(step)), verify=False)
+                                 str(self.layout.final / str(step)), verify=False)
         except CheckpointError as err:
             raise CheckpointError(f"{err}\n{self._final_hint()}") from err
 
@@ -436,7 +427,7 @@ class PhaseCheckpoints:
         checked against their digests)."""
         step = self._final.latest_step()
         if step is None:
-            raise CheckpointError(f"no final checkpoint in {self.phase_dir / 'final'}")
+            raise CheckpointError(f"no final checkpoint in {self.layout.final}")
         self._check_final(step)
         try:
             restored = self._final.restore(step, args=ocp.args.Composite(
@@ -444,14 +435,14 @@ class PhaseCheckpoints:
             return dict(restored.meta)
         except Exception as err:  # orbax raises many types for damaged files
             raise CheckpointError(
-                f"final checkpoint {self.phase_dir / 'final' / str(step)} is unreadable: "
+                f"final checkpoint {self.layout.final / str(step)} is unreadable: "
                 f"{type(err).__name__}: {str(err)[:300]}\n{self._final_hint()}") from err
 
     def _final_hint(self) -> str:
         return (f"A final checkpoint is never rewritten in place. To train phase "
-                f"'{self.phase_dir.name}' again, move {self.phase_dir / 'final'} away (e.g. "
-                f"into {self.phase_dir / 'damaged'}) or delete it: the rerun resumes from the "
-                f"phase's newest good periodic checkpoint in {self.phase_dir / 'ckpt'}; or "
+                f"'{self.phase_dir.name}' again, move {self.layout.final} away (e.g. "
+                f"into {self.layout.damaged}) or delete it: the rerun resumes from the "
+                f"phase's newest good periodic checkpoint in {self.layout.ckpt}; or "
                 f"delete {self.phase_dir} to train the phase from its start.")
 
     def close(self) -> None:
@@ -497,9 +488,10 @@ def _step_dir(path: str | pathlib.Path, what: str) -> pathlib.Path:
     path = pathlib.Path(path).absolute()
     if not path.exists():
         raise CheckpointError(f"{what} {path} does not exist")
-    if (path / "final").is_dir():
-        path = path / "final"
-    if path.name == "final" or not (path / "state").is_dir():
+    final = workdir_lib.PhaseLayout(path).final
+    if final.is_dir():
+        path = final
+    if path.name == final.name or not (path / "state").is_dir():
         steps = sorted(int(p.name) for p in path.iterdir() if p.name.isdigit())
         if not steps:
             raise CheckpointError(f"no checkpoint step folder under {path}")

@@ -8,13 +8,17 @@ error names the field the user wrote (`config.loss.temperature must be > 0, got 
 from __future__ import annotations
 
 import difflib
+import json
 
 import ml_collections
 
+from jaxkd.validation import (check, fail, require_bool, require_choice, require_int,
+                              require_number)
+
 DTYPES = ("float32", "bfloat16")
-INITS = ("fresh", "continue")
 NONFINITE_POLICIES = ("stop", "skip")
-_INF = float("inf")
+OPTIMIZERS = ("sgd", "adamw")
+DECAY_MASKS = ("all", "no_bn_bias")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -76,12 +80,12 @@ def default_config() -> ml_collections.ConfigDict:
     c.tolerant_teacher = ml_collections.ConfigDict(
         dict(u=0.6, k=5, label_weight=0.6, patriarch_loss="tolerant_teacher",
              label_smoothing=0.1, beta=0.1))
-    c.snapshot = ml_collections.ConfigDict(dict(cycles=4, temperature=2.0, peak_lr=0.1,
-                                                 teacher=True))
+    # Each of the K cycles restarts a cosine schedule at config.schedule.base_lr.
+    c.snapshot = ml_collections.ConfigDict(dict(cycles=4, temperature=2.0, teacher=True))
+    # The RCO teacher's architecture is config.teacher.model (default: config.model).
     c.rco = ml_collections.ConfigDict(
         dict(mode="one_stage", anchor_every_epochs=10, teacher_epochs=0, delta=0.8,
-             temperature=5.0, kl_weight=1.0, teacher_model="", teacher_workdir="",
-             teacher_lr=0.05))
+             temperature=5.0, kl_weight=1.0, teacher_workdir="", teacher_lr=0.05))
     # Fields of config.schedule the RCO teacher uses instead (empty: config.schedule with
     # rco.teacher_lr); e.g. dict(base_lr=0.4, boundaries=(...), warmup_epochs=5).
     c.rco.teacher_schedule = ml_collections.ConfigDict()
@@ -102,80 +106,55 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise ValueError(message)
-
-
 def _validate_positive_ints(config: ml_collections.ConfigDict) -> None:
     for field in ("batch_size", "eval_batch_size", "num_epochs", "eval_every_epochs",
                   "keep_checkpoints", "log_every_steps"):
-        value = config[field]
-        _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
-               f"config.{field} must be a positive integer, got {value!r}")
+        require_int(config[field], f"config.{field}", low=1)
     for field in ("checkpoint_every_steps", "num_devices", "generations", "seed"):
-        value = config[field]
-        _check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-               f"config.{field} must be a non-negative integer, got {value!r}")
+        require_int(config[field], f"config.{field}", low=0)
 
 
 def _validate_choices(config: ml_collections.ConfigDict) -> None:
-    _check(config.dtype in DTYPES, f"config.dtype must be one of {DTYPES}, got {config.dtype!r}")
-    _check(config.nonfinite in NONFINITE_POLICIES,
-           f"config.nonfinite must be one of {NONFINITE_POLICIES}, got {config.nonfinite!r}")
-    _check(isinstance(config.get("smoke", False), bool),
-           f"config.smoke must be True or False, got {config.get('smoke')!r}")
+    require_choice(config.dtype, "config.dtype", DTYPES)
+    require_choice(config.nonfinite, "config.nonfinite", NONFINITE_POLICIES)
+    require_bool(config.smoke, "config.smoke")
     opt = config.optimizer
-    _check(opt.name in ("sgd", "adamw"),
-           f"config.optimizer.name must be 'sgd' or 'adamw', got {opt.name!r}")
-    _check(opt.decay_mask in ("all", "no_bn_bias"),
-           f"config.optimizer.decay_mask must be 'all' or 'no_bn_bias', got {opt.decay_mask!r}")
-    _check(isinstance(opt.weight_decay, (int, float)) and 0 <= opt.weight_decay < _INF,
-           f"config.optimizer.weight_decay must be a finite number >= 0, got "
-           f"{opt.weight_decay!r}")
-    _check(isinstance(opt.momentum, (int, float)) and 0 <= opt.momentum < 1,
-           f"config.optimizer.momentum must be in [0, 1), got {opt.momentum!r}")
-    for group in ("schedule", "snapshot", "rco"):
-        field = {"schedule": "base_lr", "snapshot": "peak_lr", "rco": "teacher_lr"}[group]
-        value = config[group][field]
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool)
-               and 0 < value < _INF,
-               f"config.{group}.{field} must be a finite number > 0, got {value!r}")
+    require_choice(opt.name, "config.optimizer.name", OPTIMIZERS)
+    require_choice(opt.decay_mask, "config.optimizer.decay_mask", DECAY_MASKS)
+    require_number(opt.weight_decay, "config.optimizer.weight_decay", low=0)
+    require_number(opt.momentum, "config.optimizer.momentum", low=0, high=1, high_open=True)
+    for group, field in (("schedule", "base_lr"), ("rco", "teacher_lr")):
+        require_number(config[group][field], f"config.{group}.{field}", low=0, low_open=True)
 
 
 def _check_paths(value, field: str) -> None:
     """A tuple of '/'-separated parameter-path prefixes such as ('Conv_0', 'head')."""
-    _check(isinstance(value, (tuple, list)) and all(
-        isinstance(p, str) and p.strip("/") for p in value),
-        f"config.{field} must be a tuple of parameter-path prefixes such as "
-        f"('Conv_0', 'head'), got {value!r}")
+    if not (isinstance(value, (tuple, list))
+            and all(isinstance(p, str) and p.strip("/") for p in value)):
+        fail(f"config.{field}", "must be a tuple of parameter-path prefixes such as "
+             "('Conv_0', 'head')", value)
 
 
 def _validate_init_and_frozen(config: ml_collections.ConfigDict) -> None:
-    init = config.get("init") or ml_collections.ConfigDict(dict(checkpoint="", subtrees=()))
-    _check(isinstance(init.checkpoint, str),
-           f"config.init.checkpoint must be a path or '', got {init.checkpoint!r}")
+    init = config.init
+    if not isinstance(init.checkpoint, str):
+        fail("config.init.checkpoint", "must be a path or ''", init.checkpoint)
     _check_paths(init.subtrees, "init.subtrees")
-    _check(init.checkpoint or not init.subtrees,
-           f"config.init.subtrees={tuple(init.subtrees)!r} needs config.init.checkpoint")
-    epoch = init.get("epoch", 0)
-    _check(isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0,
-           f"config.init.epoch must be a non-negative integer, got {epoch!r}")
-    _check(not epoch or (init.checkpoint and config.method in ("baseline", "kd")
-                         and epoch < config.num_epochs),
-           f"config.init.epoch={epoch} needs config.init.checkpoint, config.method 'baseline' "
-           f"or 'kd' and config.num_epochs > it (got {config.method!r}, {config.num_epochs})")
-    _check_paths(config.optimizer.get("frozen", ()), "optimizer.frozen")
-    scales = config.optimizer.get("lr_scales") or {}
-    for prefix, factor in dict(scales).items():
-        _check(isinstance(factor, (int, float)) and not isinstance(factor, bool)
-               and 0 < factor < float("inf"),
-               f"config.optimizer.lr_scales.{prefix} must be a finite number > 0, got "
-               f"{factor!r}")
-    teacher_ckpt = config.get("teacher", {}).get("checkpoint", "")
-    _check(not teacher_ckpt or config.method == "kd",
-           f"config.teacher.checkpoint is read only by config.method='kd' (plain KD from a "
-           f"checkpoint on disk), got method {config.method!r}")
+    check(init.checkpoint or not init.subtrees,
+          f"config.init.subtrees={tuple(init.subtrees)!r} needs config.init.checkpoint")
+    epoch = init.epoch
+    require_int(epoch, "config.init.epoch", low=0)
+    check(not epoch or (init.checkpoint and config.method in ("baseline", "kd")
+                        and epoch < config.num_epochs),
+          f"config.init.epoch={epoch} needs config.init.checkpoint, config.method 'baseline' "
+          f"or 'kd' and config.num_epochs > it (got {config.method!r}, {config.num_epochs})")
+    _check_paths(config.optimizer.frozen, "optimizer.frozen")
+    for prefix, factor in dict(config.optimizer.lr_scales).items():
+        require_number(factor, f"config.optimizer.lr_scales.{prefix}", low=0, low_open=True)
+    teacher_ckpt = config.teacher.checkpoint
+    check(not teacher_ckpt or config.method == "kd",
+          f"config.teacher.checkpoint is read only by config.method='kd' (plain KD from a "
+          f"checkpoint on disk), got method {config.method!r}")
 
 
 def validate_engine_fields(config: ml_collections.ConfigDict) -> None:
@@ -185,6 +164,35 @@ def validate_engine_fields(config: ml_collections.ConfigDict) -> None:
     _validate_init_and_frozen(config)
 
 
+# Fields removed from the schema: (what replaces them, the message for a config that still
+# sets one). A workdir's config.json that holds one is read through `migrate`.
+RETIRED_FIELDS = {
+    "config.rco.teacher_model": ("teacher.model", "the RCO teacher's architecture is "
+                                 "config.teacher.model (one field for every method)"),
+    "config.snapshot.peak_lr": ("schedule.base_lr", "each snapshot cycle restarts its cosine "
+                                "schedule at config.schedule.base_lr"),
+}
+
+
+def migrate(saved: dict) -> dict:
+    """A copy of a saved config (a workdir's config.json) with retired fields moved to the
+    fields that replace them: `rco.teacher_model` -> `teacher.model` (when set), and, for
+    the snapshot methods, `snapshot.peak_lr` -> `schedule.base_lr` (other methods never
+    read it). What the old run computed is what the migrated config describes."""
+    out = json.loads(json.dumps(saved))
+    rco, snapshot = out.get("rco", {}), out.get("snapshot", {})
+    if isinstance(rco, dict) and "teacher_model" in rco:
+        model = rco.pop("teacher_model")
+        if model and isinstance(out.get("teacher"), dict):
+            out["teacher"]["model"] = model
+    if isinstance(snapshot, dict) and "peak_lr" in snapshot:
+        peak = snapshot.pop("peak_lr")
+        if out.get("method") in ("snapshot_distillation", "snapshot_ensemble") and \
+                isinstance(out.get("schedule"), dict):
+            out["schedule"]["base_lr"] = peak
+    return out
+
+
 def check_known_fields(config: ml_collections.ConfigDict,
                        reference: ml_collections.ConfigDict | None = None,
                        prefix: str = "config") -> None:
@@ -192,6 +200,9 @@ def check_known_fields(config: ml_collections.ConfigDict,
     reference = default_config() if reference is None else reference
     free_form = {"model_overrides", "loss"}
     for key in config.keys():
+        retired = RETIRED_FIELDS.get(f"{prefix}.{key}")
+        if retired:
+            raise ValueError(f"{prefix}.{key} was retired: {retired[1]}")
         if key not in reference:
             raise ValueError(f"{prefix}.{key} is not a known field; known: "
                              f"{sorted(reference.keys())}")
@@ -239,3 +250,58 @@ def nearest_fields(config: ml_collections.ConfigDict | None, field: str, n: int 
     by_name = [last[m] for m in difflib.get_close_matches(name, list(last), n=n, cutoff=0.6)]
     out = list(dict.fromkeys(by_path + by_initials + by_name))[:n]
     return [f"config.{p}" for p in out]
+
+
+def from_saved(saved: dict) -> ml_collections.ConfigDict:
+    """The config a workdir's `config.json` records, completed by the schema's defaults.
+
+    A field added to the schema after the workdir was written is absent from its
+    config.json; it gets its default (which changes nothing the run computed), so readers
+    need no guards for fields that always exist now; a retired field is moved to the one
+    that replaced it (`migrate`). Free-form groups (`loss`,
+    `model_overrides`, `*.model_overrides`) are taken as saved.
+
+    Args:
+        saved: the parsed `config.json`.
+    """
+    merged = json.loads(default_config().to_json())
+    _merge_saved(merged, migrate(saved))
+    return ml_collections.ConfigDict(merged)
+
+
+def _merge_saved(into: dict, saved: dict) -> None:
+    for key, value in saved.items():
+        free_form = key == "loss" or key.endswith("overrides")
+        if isinstance(value, dict) and isinstance(into.get(key), dict) and not free_form:
+            _merge_saved(into[key], value)
+        else:
+            into[key] = value
+
+
+# Fields a rerun may change without being refused: they do not alter what is computed,
+# or (generations) they extend a finished process, or (nonfinite) they only decide what
+# happens at a non-finite step (rerun with 'skip' after a stop).
+RESUME_SAFE_FIELDS = ("progress_bar", "allow_config_change", "write_report",
+                       "log_every_steps", "generations", "nonfinite")
+
+
+def _flatten(d: dict, prefix: str = "config") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}.{key}"
+        out.update(_flatten(value, name) if isinstance(value, dict) else {name: value})
+    return out
+
+
+def config_diff(old: dict, new: dict) -> list[str]:
+    """Lines `field: old -> new` for every field that differs (resume-safe ones ignored);
+    `old` (a workdir's config.json) is read through `migrate` first."""
+    a, b = _flatten(migrate(old)), _flatten(new)
+    safe = {f"config.{f}" for f in RESUME_SAFE_FIELDS}
+    # A field added to the schema after the workdir was written is absent from its
+    # config.json; at its default value it changes nothing, so the run still resumes.
+    defaults = _flatten(json.loads(default_config().to_json()))
+    a = {**{k: v for k, v in defaults.items() if k in b and k not in a}, **a}
+    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+            for k in sorted(set(a) | set(b))
+            if k not in safe and json.dumps(a.get(k)) != json.dumps(b.get(k))]

@@ -22,15 +22,19 @@ import json
 import pathlib
 from typing import Any, Callable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import serialization
+
+from jaxkd import models
+from jaxkd import workdir as workdir_lib
 
 FORMAT = "jaxkd-exported-model/1"
 
 
 def write(path: str | pathlib.Path, variables: dict, meta: dict) -> pathlib.Path:
     """Writes an exported file (and its `<file>.json` metadata); returns the file's path."""
-    import jax
-    from flax import serialization
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = jax.tree_util.tree_map(lambda x: np.asarray(jax.device_get(x)), variables)
@@ -39,14 +43,13 @@ def write(path: str | pathlib.Path, variables: dict, meta: dict) -> pathlib.Path
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(blob)
     tmp.replace(path)
-    path.with_name(path.name + ".json").write_text(json.dumps(meta, indent=2,
-                                                              sort_keys=True) + "\n")
+    workdir_lib.write_text_atomic(path.with_name(path.name + ".json"),
+                                  json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
 
 
 def read(path: str | pathlib.Path) -> tuple[dict, dict]:
     """(variables as numpy, meta) of an exported file; a foreign file is a ValueError."""
-    from flax import serialization
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"exported model {path} does not exist (make one with `jaxkd "
@@ -74,8 +77,6 @@ def _tuples(value):
 
 def build_model(meta: dict):
     """The Flax module an exported file's variables belong to."""
-    import jax.numpy as jnp
-    from jaxkd import models
     dtype = jnp.bfloat16 if meta.get("dtype") == "bfloat16" else jnp.float32
     return models.get_model(meta["model"], num_classes=int(meta["num_classes"]), dtype=dtype,
                             **_tuples(dict(meta.get("model_overrides", {}))))
@@ -88,8 +89,6 @@ def make_apply_fn(model, meta: dict) -> Callable:
     (uint8) is read as 0..255, a float dtype as [0, 1]. They are normalised with the
     training data's per-channel mean and std, as in training and evaluation.
     """
-    import jax
-    import jax.numpy as jnp
     mean = jnp.asarray(meta["mean"], jnp.float32)
     std = jnp.asarray(meta["std"], jnp.float32)
     compute = jnp.bfloat16 if meta.get("dtype") == "bfloat16" else jnp.float32
@@ -114,8 +113,6 @@ def load_model(path: str | pathlib.Path) -> tuple[Callable, dict, dict[str, Any]
     `apply_fn(variables, images)` normalises uint8 (or [0, 1] float) NHWC images of
     `meta['image_shape']` and returns logits; `meta['class_names'][i]` names logit i.
     """
-    import jax
-    import jax.numpy as jnp
     arrays, meta = read(path)
     variables = jax.tree_util.tree_map(jnp.asarray, arrays)
     return make_apply_fn(build_model(meta), meta), variables, meta

@@ -5,8 +5,8 @@
 describes one, log the resolved config and the devices, and call `jaxkd.run.run`, which
 notebooks call too. Config fields can be overridden on the command line:
 `--config.num_epochs=2`; `--config=NAME` names a shipped config. The other commands
-(`evaluate`, `export`, `predict`, `show-config`) live in `jaxkd.cli`, dispatched on
-`argv[1]` before absl parses any flag; `jaxkd --help` lists them.
+(`grid`, `report`, `evaluate`, `export`, `predict`, `show-config`) live in `jaxkd.cli`,
+dispatched on `argv[1]` before absl parses any flag; `jaxkd --help` lists them.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ import subprocess
 
 import jax
 
+from jaxkd import workdir as workdir_lib
+
 _PACKAGES = ("jaxkd", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "chex")
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -64,13 +66,13 @@ def collect() -> dict:
 def record(workdir: pathlib.Path) -> None:
     """Appends this invocation's record to `workdir/provenance.jsonl` (process 0 writes)."""
     if jax.process_index() == 0:
-        with (workdir / "provenance.jsonl").open("a") as f:
+        with workdir_lib.provenance_path(workdir).open("a") as f:
             f.write(json.dumps(collect(), sort_keys=True) + "\n")
 
 
 def read(workdir: pathlib.Path) -> list[dict]:
     """The records in `workdir/provenance.jsonl`; a torn last line (a crash) is skipped."""
-    path = workdir / "provenance.jsonl"
+    path = workdir_lib.provenance_path(workdir)
     if not path.exists():
         return []
     out = []

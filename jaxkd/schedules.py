@@ -15,30 +15,12 @@ References:
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Mapping, Sequence
 
 import jax.numpy as jnp
 import optax
 
-
-def _fail(field: str, rule: str, value: Any) -> None:
-    raise ValueError(f"{field} must be {rule}, got {value!r}")
-
-
-def _require_int(field: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        _fail(field, f"an integer >= {minimum}", value)
-    return int(value)
-
-
-def _require_real(field: str, value: Any, minimum: float, *, strict: bool) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
-        math.isfinite(value)
-    if not ok or (value <= minimum if strict else value < minimum):
-        _fail(field, f"a finite number {'>' if strict else '>='} {minimum:g}", value)
-    return float(value)
+from jaxkd.validation import fail, is_number, require_choice, require_int, require_number
 
 
 def step_decay(base_lr: float, *, boundaries_epochs: Sequence[float], steps_per_epoch: int,
@@ -60,12 +42,12 @@ def step_decay(base_lr: float, *, boundaries_epochs: Sequence[float], steps_per_
     References:
       [TT] Sec. 4 (82/123 of 164 epochs, 150/225 of 300); [RCO] Sec. 5.
     """
-    base_lr = _require_real("base_lr", base_lr, 0.0, strict=True)
-    steps_per_epoch = _require_int("steps_per_epoch", steps_per_epoch, 1)
-    factor = _require_real("factor", factor, 0.0, strict=False)
+    base_lr = require_number(base_lr, "base_lr", low=0.0, low_open=True)
+    steps_per_epoch = require_int(steps_per_epoch, "steps_per_epoch", low=1)
+    factor = require_number(factor, "factor", low=0.0)
     steps = [round(float(b) * steps_per_epoch) for b in boundaries_epochs]
     if any(s <= 0 for s in steps) or any(b >= a for b, a in zip(steps, steps[1:])):
-        _fail("boundaries_epochs", "strictly increasing and > 0", list(boundaries_epochs))
+        fail("boundaries_epochs", "must be strictly increasing and > 0", list(boundaries_epochs))
     return optax.piecewise_constant_schedule(base_lr, {s: factor for s in steps})
 
 
@@ -83,11 +65,11 @@ def cosine(base_lr: float, *, total_steps: int, final_lr: float = 0.0) -> optax.
     References:
       Loshchilov & Hutter 2017, Eqn 5 (one cycle, no restart).
     """
-    base_lr = _require_real("base_lr", base_lr, 0.0, strict=True)
-    total_steps = _require_int("total_steps", total_steps, 1)
-    final_lr = _require_real("final_lr", final_lr, 0.0, strict=False)
+    base_lr = require_number(base_lr, "base_lr", low=0.0, low_open=True)
+    total_steps = require_int(total_steps, "total_steps", low=1)
+    final_lr = require_number(final_lr, "final_lr", low=0.0)
     if final_lr > base_lr:
-        _fail("final_lr", f"<= base_lr ({base_lr:g})", final_lr)
+        fail("final_lr", f"must be <= base_lr ({base_lr:g})", final_lr)
     return optax.cosine_decay_schedule(base_lr, total_steps, alpha=final_lr / base_lr)
 
 
@@ -113,8 +95,8 @@ def cyclic_cosine(peak_lrs: Sequence[float], cycle_steps: Sequence[int]) -> opta
         raise ValueError("peak_lrs and cycle_steps must be non-empty and of equal length, got "
                          f"{len(peak_lrs)} and {len(cycle_steps)}")
     for k, (peak, length) in enumerate(zip(peak_lrs, cycle_steps)):
-        _require_real(f"peak_lrs[{k}]", peak, 0.0, strict=True)
-        _require_int(f"cycle_steps[{k}]", length, 1)
+        require_number(peak, f"peak_lrs[{k}]", low=0.0, low_open=True)
+        require_int(length, f"cycle_steps[{k}]", low=1)
     cycles = [optax.cosine_decay_schedule(float(p), int(n))
               for p, n in zip(peak_lrs, cycle_steps)]
     starts = [sum(cycle_steps[:k]) for k in range(1, len(cycle_steps))]
@@ -141,8 +123,8 @@ def warmup(schedule: optax.Schedule, *, warmup_steps: int,
     References:
       Goyal et al., "Accurate, Large Minibatch SGD", 2017, Sec. 2.2 (gradual warmup).
     """
-    warmup_steps = _require_int("warmup_steps", warmup_steps, 0)
-    init_lr = _require_real("init_lr", init_lr, 0.0, strict=False)
+    warmup_steps = require_int(warmup_steps, "warmup_steps", low=0)
+    init_lr = require_number(init_lr, "init_lr", low=0.0)
     if warmup_steps == 0:
         return schedule
     target = float(schedule(warmup_steps))
@@ -168,46 +150,44 @@ def _read(schedule_cfg: Mapping[str, Any]) -> dict[str, Any]:
     cfg = dict(schedule_cfg.items())
     unknown = sorted(set(cfg) - set(_FIELDS))
     if unknown:
-        raise ValueError(f"{_field(unknown[0])} is not a schedule field; "
-                         f"allowed: {list(_FIELDS)}")
-    if cfg.get("name") not in _NAMES:
-        _fail(_field("name"), f"one of {list(_NAMES)}", cfg.get("name"))
+        fail(_field(unknown[0]), f"is not a schedule field; allowed: {list(_FIELDS)}")
+    require_choice(cfg.get("name"), _field("name"), list(_NAMES))
     if "base_lr" not in cfg:
-        raise ValueError(f"{_field('base_lr')} is required")
+        fail(_field("base_lr"), "is required")
     return {**_DEFAULTS, **cfg}
 
 
 def _check_boundaries(boundaries: Any, num_epochs: int) -> list[float]:
     ok = isinstance(boundaries, Sequence) and not isinstance(boundaries, str) and all(
-        isinstance(b, numbers.Real) and not isinstance(b, bool) for b in boundaries)
+        is_number(b) for b in boundaries)
     ok = ok and all(0 < b < num_epochs for b in boundaries)
     ok = ok and all(a < b for a, b in zip(boundaries, boundaries[1:]))
     if not ok:
-        _fail(_field("boundaries"),
-              f"strictly increasing epochs in (0, num_epochs={num_epochs})", boundaries)
+        fail(_field("boundaries"),
+             f"must be strictly increasing epochs in (0, num_epochs={num_epochs})", boundaries)
     return [float(b) for b in boundaries]
 
 
 def _base(cfg: Mapping[str, Any], total_steps: int, steps_per_epoch: int,
           num_epochs: int) -> optax.Schedule:
     """The schedule named by ``cfg['name']``, before warmup."""
-    base_lr = _require_real(_field("base_lr"), cfg["base_lr"], 0.0, strict=True)
+    base_lr = require_number(cfg["base_lr"], _field("base_lr"), low=0.0, low_open=True)
     name = cfg["name"]
     if name == "constant":
         return optax.constant_schedule(base_lr)
     if name == "step":
         boundaries = _check_boundaries(cfg.get("boundaries"), num_epochs)
-        factor = _require_real(_field("factor"), cfg["factor"], 0.0, strict=False)
+        factor = require_number(cfg["factor"], _field("factor"), low=0.0)
         return step_decay(base_lr, boundaries_epochs=boundaries,
                           steps_per_epoch=steps_per_epoch, factor=factor)
     if name == "cosine":
-        final_lr = _require_real(_field("final_lr"), cfg["final_lr"], 0.0, strict=False)
+        final_lr = require_number(cfg["final_lr"], _field("final_lr"), low=0.0)
         if final_lr > base_lr:
-            _fail(_field("final_lr"), f"<= base_lr ({base_lr:g})", final_lr)
+            fail(_field("final_lr"), f"must be <= base_lr ({base_lr:g})", final_lr)
         return cosine(base_lr, total_steps=total_steps, final_lr=final_lr)
-    cycles = _require_int(_field("cycles"), cfg.get("cycles"), 1)
+    cycles = require_int(cfg.get("cycles"), _field("cycles"), low=1)
     if cycles > total_steps:
-        _fail(_field("cycles"), f"<= the number of steps ({total_steps})", cycles)
+        fail(_field("cycles"), f"must be <= the number of steps ({total_steps})", cycles)
     ends = [k * total_steps // cycles for k in range(cycles + 1)]
     return cyclic_cosine([base_lr] * cycles, [b - a for a, b in zip(ends, ends[1:])])
 
@@ -237,13 +217,12 @@ def build(schedule_cfg: Mapping[str, Any], *, steps_per_epoch: int,
     References:
       [TT] Sec. 4, [RCO] Sec. 5 (step); [SD] Eqn 5 (cyclic_cosine).
     """
-    steps_per_epoch = _require_int("steps_per_epoch", steps_per_epoch, 1)
-    num_epochs = _require_int("num_epochs", num_epochs, 1)
+    steps_per_epoch = require_int(steps_per_epoch, "steps_per_epoch", low=1)
+    num_epochs = require_int(num_epochs, "num_epochs", low=1)
     cfg = _read(schedule_cfg)
     total_steps = steps_per_epoch * num_epochs
     schedule = _base(cfg, total_steps, steps_per_epoch, num_epochs)
-    warmup_epochs = _require_real(_field("warmup_epochs"), cfg["warmup_epochs"], 0.0,
-                                  strict=False)
+    warmup_epochs = require_number(cfg["warmup_epochs"], _field("warmup_epochs"), low=0.0)
     if warmup_epochs >= num_epochs and warmup_epochs > 0:
-        _fail(_field("warmup_epochs"), f"< num_epochs ({num_epochs})", warmup_epochs)
+        fail(_field("warmup_epochs"), f"must be < num_epochs ({num_epochs})", warmup_epochs)
     return warmup(schedule, warmup_steps=round(warmup_epochs * steps_per_epoch))

@@ -1,7 +1,20 @@
-"""The workdir on disk. For now: one writer per workdir, an exclusive lock per process index.
+"""The workdir on disk: its layout, atomic JSON writes, and one writer per workdir.
 
-`run.run()` takes the lock right after creating the workdir, before anything is written in
-it, and holds it until it returns or raises:
+This module is the one owner of the layout; every other module asks it for paths:
+
+    <workdir>/config.json          the resolved config the run was made with
+    <workdir>/provenance.jsonl     one record per invocation (`jaxkd.provenance`)
+    <workdir>/metrics.jsonl        train/eval records (`jaxkd.engine.writer`)
+    <workdir>/results.json         the finished plan's phases and ensembles
+    <workdir>/rco_route.json       greedy RCO: plan index -> chosen anchor
+    <workdir>/report.md, analysis.json, *.png     the report (`jaxkd.report`)
+    <workdir>/phases/<phase>/ckpt/<step>/      periodic checkpoints
+    <workdir>/phases/<phase>/final/<step>/     the phase's immutable final checkpoint
+    <workdir>/phases/<phase>/anchors/<epoch>/  RCO anchors (kept for good)
+    <workdir>/phases/<phase>/damaged/          damaged periodic checkpoints set aside
+
+Locking: `run.run()` takes the lock right after creating the workdir, before anything is
+written in it, and holds it until it returns or raises:
 
     with workdir.lock(path, process_index=jax.process_index()):
         ...                                    # config.json, provenance, training, report
@@ -18,12 +31,13 @@ lock is taken, who holds it: pid, host, process index and since when. A second p
 
 Not covered: a filesystem without working `flock` (the lock is then skipped with a warning);
 on NFS, Linux emulates `flock` with byte-range locks, which do work across clients. This
-module does not import JAX.
+module does not import JAX: writers that only process 0 may run take `process_index`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import errno
 import fcntl
@@ -36,6 +50,137 @@ import time
 from typing import Iterator
 
 log = logging.getLogger(__name__)
+
+
+# -- layout ------------------------------------------------------------------------------
+CONFIG_JSON = "config.json"
+RESULTS_JSON = "results.json"
+METRICS_JSONL = "metrics.jsonl"
+PROVENANCE_JSONL = "provenance.jsonl"
+ROUTE_JSON = "rco_route.json"
+PHASES = "phases"
+
+
+def config_path(workdir: str | os.PathLike) -> pathlib.Path:
+    return pathlib.Path(workdir) / CONFIG_JSON
+
+
+def results_path(workdir: str | os.PathLike) -> pathlib.Path:
+    return pathlib.Path(workdir) / RESULTS_JSON
+
+
+def metrics_path(workdir: str | os.PathLike) -> pathlib.Path:
+    return pathlib.Path(workdir) / METRICS_JSONL
+
+
+def provenance_path(workdir: str | os.PathLike) -> pathlib.Path:
+    return pathlib.Path(workdir) / PROVENANCE_JSONL
+
+
+def route_path(workdir: str | os.PathLike) -> pathlib.Path:
+    return pathlib.Path(workdir) / ROUTE_JSON
+
+
+def phase_dir(workdir: str | os.PathLike, name: str) -> pathlib.Path:
+    """`<workdir>/phases/<name>`: everything one phase of the plan writes."""
+    return pathlib.Path(workdir) / PHASES / name
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseLayout:
+    """The folders of one phase directory (`phase_dir`)."""
+
+    path: pathlib.Path
+
+    @property
+    def ckpt(self) -> pathlib.Path:
+        return self.path / "ckpt"
+
+    @property
+    def final(self) -> pathlib.Path:
+        return self.path / "final"
+
+    @property
+    def anchors(self) -> pathlib.Path:
+        return self.path / "anchors"
+
+    @property
+    def damaged(self) -> pathlib.Path:
+        return self.path / "damaged"
+
+    def anchor(self, epoch: int) -> pathlib.Path:
+        return self.anchors / str(epoch)
+
+    def has_final(self) -> bool:
+        """Whether the phase holds a committed final checkpoint (a numbered step folder)."""
+        return self.final.is_dir() and any(p.name.isdigit() for p in self.final.iterdir())
+
+    def begun(self) -> bool:
+        """Whether the phase has written any checkpoint (periodic, final or anchor)."""
+        return any(sub.is_dir() and any(sub.iterdir())
+                   for sub in (self.ckpt, self.final, self.anchors))
+
+
+def phase(workdir: str | os.PathLike, name: str) -> PhaseLayout:
+    return PhaseLayout(phase_dir(workdir, name))
+
+
+def has_final(path: str | os.PathLike) -> bool:
+    """Whether a phase directory holds a committed final checkpoint."""
+    return PhaseLayout(pathlib.Path(path)).has_final()
+
+
+def begun(workdir: str | os.PathLike) -> bool:
+    """Whether any phase of the workdir has written a checkpoint."""
+    phases = pathlib.Path(workdir) / PHASES
+    return phases.is_dir() and any(PhaseLayout(p).begun() for p in phases.iterdir()
+                                   if p.is_dir())
+
+
+def is_workdir(path: str | os.PathLike) -> bool:
+    """Whether `path` looks like a jaxkd workdir (config.json and phases/)."""
+    path = pathlib.Path(path)
+    return config_path(path).is_file() and (path / PHASES).is_dir()
+
+
+# -- atomic files ------------------------------------------------------------------------
+def write_text_atomic(path: str | os.PathLike, text: str, *, process_index: int = 0) -> None:
+    """Writes `text` through a temporary file and a rename, so readers never see half a
+    file and a crash leaves the old one; only process 0 writes (pass the caller's index)."""
+    if process_index != 0:
+        return
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def write_json_atomic(path: str | os.PathLike, obj, *, process_index: int = 0) -> None:
+    """`write_text_atomic` of `obj` as indented, key-sorted JSON."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True),
+                      process_index=process_index)
+
+
+def read_json(path: str | os.PathLike):
+    """The JSON value of a file."""
+    return json.loads(pathlib.Path(path).read_text())
+
+
+def read_route(workdir: str | os.PathLike) -> dict[str, int]:
+    """The greedy RCO route chosen so far: plan index (a string) -> anchor index."""
+    path = route_path(workdir)
+    return read_json(path) if path.exists() else {}
+
+
+def remember_anchor(workdir: str | os.PathLike, index: int, anchor: int, *,
+                    process_index: int = 0) -> None:
+    """Records that plan[index] learns from anchor `anchor` (a resumed stage keeps it)."""
+    route = read_route(workdir)
+    route[str(index)] = anchor
+    write_json_atomic(route_path(workdir), route, process_index=process_index)
 
 LOCK_NAME = ".lock"
 # errnos of a filesystem that cannot flock at all (not of a lock held by someone else)

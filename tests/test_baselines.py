@@ -37,7 +37,9 @@ def test_confidence_penalty_patriarch():
 def test_baseline_patriarchs_get_the_tt_ensemble(kind):
     """results.json's tt_ensemble averages the patriarch and the generations."""
     plan = plans.build(_tt(patriarch_loss=kind))
-    specs = {name: members for name, members, _ in analysis._ensemble_specs(plan)}
+    names = [p.name for p in plan]
+    specs = {s["name"]: [names.index(m) for m in s["members"]]
+             for s in analysis.ensemble_specs(plan)}
     assert specs["tt_ensemble"] == [0, 1, 2]
 
 

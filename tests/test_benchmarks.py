@@ -40,6 +40,38 @@ def test_help(name):
     assert "--json" in proc.stdout
 
 
+def test_flags_are_absl_flags_with_the_shared_ones_and_hidden_worker_modes(capsys):
+    """`benchmarks.common`: the shared --json / --xla_flags, a fresh registry per call (a
+    second `main` in one process starts from the defaults), worker flags out of --help,
+    a bad flag exits 2 as argparse did."""
+    from absl import flags
+
+    from benchmarks import common
+
+    def parse(argv):
+        fv = common.flag_values()
+        flags.DEFINE_integer("rounds", 5, "timed rounds", flag_values=fv)
+        flags.DEFINE_bool("plain", False, "plain step", flag_values=fv)
+        flags.DEFINE_bool("worker", False, "worker mode", flag_values=fv,
+                          module_name=common.HIDDEN)
+        return common.parse(fv, argv, "the doc")
+
+    args = parse(["--rounds=2", "--plain", "--worker", "--json=/tmp/x.json"])
+    assert (args.rounds, args.plain, args.worker, args.json, args.xla_flags) == \
+        (2, True, True, "/tmp/x.json", "")
+    assert (parse([]).rounds, parse([]).plain) == (5, False)
+    with pytest.raises(SystemExit) as exit_help:
+        parse(["--help"])
+    text = capsys.readouterr().out
+    assert exit_help.value.code == 0 and text.startswith("the doc")
+    assert "--rounds" in text and "--json" in text and "--xla_flags" in text
+    assert "worker" not in text
+    for bad in (["--rounds=x"], ["--nosuch=1"], ["positional"]):
+        with pytest.raises(SystemExit) as exit_bad:
+            parse(bad)
+        assert exit_bad.value.code == 2, bad
+
+
 def test_step_throughput(tmp_path):
     r = _main("step_throughput", [*TINY, "--rounds=2", "--warmup=1"], tmp_path)
     for step in ("plain", "kd"):

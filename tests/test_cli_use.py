@@ -90,6 +90,17 @@ def test_evaluate_reports_the_runs_own_top1(readme_run):
     assert not (workdir / "evaluation.json").exists()
 
 
+def test_report_is_the_command_of_jaxkd_report(readme_run):
+    """`jaxkd report` writes what `python -m jaxkd.report` writes and prints its path."""
+    root, _ = readme_run
+    workdir = root / "jaxkd_use"
+    done = cli("report", f"--workdir={workdir}", "--noevaluate")
+    assert done.stdout.split() == [str(workdir / "report.md")]
+    assert "gen0" in (workdir / "report.md").read_text()
+    missing = cli("report", check=False)
+    assert missing.returncode == 1 and "--workdir" in missing.stderr
+
+
 def test_export_is_self_contained_and_matches_the_workdir_model(readme_run):
     import jaxkd
     from jaxkd import analysis, exported
@@ -108,14 +119,14 @@ def test_export_is_self_contained_and_matches_the_workdir_model(readme_run):
     copy.write_bytes(model_file.read_bytes())
     apply_fn, variables, loaded = jaxkd.load_model(copy)
     assert {k: v for k, v in loaded.items()} == meta
-    runner = evaluate.make_runner(workdir)      # the workdir's model and data
-    ev = analysis.evaluate_workdir(workdir, runner=runner)
-    images = runner.splits.test.images
+    ws = evaluate.make_workspace(workdir)      # the workdir's model and data
+    ev = analysis.evaluate_workdir(workdir, workspace=ws)
+    images = ws.splits.test.images
     logits = np.asarray(apply_fn(variables, images))
     np.testing.assert_allclose(logits, ev.logits["gen0"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.asarray(apply_fn(variables, images[:4] / 255.0)),
                                logits[:4], rtol=1e-4, atol=1e-4)   # float in [0, 1]
-    np.testing.assert_allclose(np.asarray(runner.splits.mean), meta["mean"], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(ws.splits.mean), meta["mean"], rtol=1e-6)
     with pytest.raises(ValueError, match="not an exported jaxkd model"):
         exported.read(workdir / "config.json")
 
@@ -153,7 +164,8 @@ def test_help_lists_commands_methods_models_and_configs():
     for args in (("--help",), ()):
         done = cli(*args)
         text = " ".join(done.stdout.split())
-        for word in ["train", "evaluate", "export", "predict", "show-config",
+        for word in ["train", "grid", "report", "evaluate", "export", "predict",
+                     "show-config",
                      *plans.PLANS, *models.list_models(), *configs.names()]:
             assert re.search(rf"(^|[\s,]){re.escape(word)}([\s,]|$)", text), word
     assert "sd_resnet56" in configs.names() and "quickstart" in configs.names()
@@ -200,5 +212,8 @@ def test_the_wheel_ships_the_top_level_configs(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     top = {f"jaxkd/configs/{p.name}" for p in (REPO / "configs").glob("*.py")}
     assert top <= names and "jaxkd/cli/__init__.py" in names
+    # Every package of the source tree (pyproject lists them one by one) and every module.
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "jaxkd").rglob("*.py")}
+    assert source <= names, sorted(source - names)
     pyproject = (REPO / "pyproject.toml").read_text()
     assert 'jaxkd = "jaxkd.main:run_main"' in pyproject

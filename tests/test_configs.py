@@ -1,7 +1,7 @@
 """Every file in configs/ loads the way the CLI loads it, validates, and says what the paper says.
 
 The configs are loaded through the same absl flag as main.py (`DEFINE_config_file`,
-locked, so `--config.<field>=` overrides work and typos fail), then `jaxkd.run.validate` builds
+locked, so `--config.<field>=` overrides work and typos fail), then `jaxkd.plans.validate` builds
 the plan and checks models, losses and schedules: no data, no compile. On top, each paper
 config is checked against the facts of its paper (epochs, batch, schedule, K/T/u/lambda,
 anchors) so that an edit cannot silently drift from the experiment it claims to reproduce.
@@ -18,7 +18,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from jaxkd import losses, models, plans, run, schedules
+from jaxkd import losses, models, plans, schedules
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs"
@@ -393,7 +393,7 @@ def test_every_paper_config_has_its_facts_checked():
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_validates_without_data(name):
     config = load(name)
-    plan = run.validate(config)
+    plan = plans.validate(config)
     plans.validate_losses(plan, num_classes(config))
     for phase in plan:        # models build with their overrides (no init, no compile)
         models.get_model(phase.model, num_classes=num_classes(config),
@@ -403,7 +403,7 @@ def test_config_validates_without_data(name):
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
 def test_config_matches_its_paper(name):
     config = load(name)
-    FACTS[name](config, run.validate(config))
+    FACTS[name](config, plans.validate(config))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -426,7 +426,7 @@ def load_module_doc(name: str) -> str:
 
 def test_loss_hyper_parameters_fail_for_too_few_classes():
     """The class count matters: TSD's K = 5 needs at least 5 classes."""
-    plan = run.validate(load("tt_resnet110"))
+    plan = plans.validate(load("tt_resnet110"))
     plans.validate_losses(plan, 100)
     with pytest.raises(ValueError, match="config.tolerant_teacher.k"):
         plans.validate_losses(plan, 4)
@@ -447,7 +447,7 @@ def test_command_line_overrides_reach_a_config():
                          "--config.data.source=sample", "--config.model=resnet8",
                          "--config.num_epochs=4", "--config.batch_size=64",
                          "--config.snapshot.temperature=2")
-    plan = run.validate(config)
+    plan = plans.validate(config)
     plans.validate_losses(plan, num_classes(config))
     assert [p.num_epochs for p in plan] == [1, 1, 1, 1]
     assert config.batch_size == 64 and plan[0].model == "resnet8"
@@ -457,8 +457,8 @@ def test_command_line_overrides_reach_a_config():
                     "--config.snapshot.temprature=2")
 
 
-def test_protocols_is_a_helper_not_a_config():
-    from jaxkd import protocols as module
+def test_presets_is_a_helper_not_a_config():
+    from jaxkd import presets as module
     assert not hasattr(module, "get_config")
     assert module.command("sd_resnet20") == (
         "python -m jaxkd.main --config=configs/sd_resnet20.py --workdir=/tmp/sd_resnet20")
@@ -482,7 +482,7 @@ def _documented(name: str, label: str) -> list[str]:
 def test_baseline_accepts_label_smoothing_on_the_command_line():
     config = parse_flags(f"--config={CONFIG_DIR / 'baseline_resnet20.py'}",
                          "--config.loss.label_smoothing=0.1")
-    (phase,) = run.validate(config)
+    (phase,) = plans.validate(config)
     plans.validate_losses([phase], 100)
     assert (phase.loss, dict(phase.loss_params)) == ("cross_entropy", {"label_smoothing": 0.1})
 
@@ -493,12 +493,12 @@ def test_every_self_distillation_table_has_its_lsr_baseline(name):
     args = _documented(name, "LSR baseline")
     assert "--config.loss.label_smoothing=0.1" in args
     config = parse_flags(f"--config={CONFIG_DIR / f'{name}.py'}", *args)
-    plan = run.validate(config)
+    plan = plans.validate(config)
     plans.validate_losses(plan, num_classes(config))
     assert len(plan) == 1 and plan[0].teacher is None
     assert (plan[0].loss, dict(plan[0].loss_params)) == (
         "cross_entropy", {"label_smoothing": 0.1})
-    plain = run.validate(load(name))
+    plain = plans.validate(load(name))
     assert plan[0].schedule == plain[0].schedule and plan[0].num_epochs == (
         config.num_epochs)                               # the table's own protocol
 
@@ -515,7 +515,7 @@ def test_tt_configs_swap_in_the_lsr_and_cp_patriarchs(name, kind, expected):
     assert "--config.tolerant_teacher.patriarch_loss=label_smoothing" in load_module_doc(name)
     config = parse_flags(f"--config={CONFIG_DIR / f'{name}.py'}",
                          f"--config.tolerant_teacher.patriarch_loss={kind}")
-    plan = run.validate(config)
+    plan = plans.validate(config)
     plans.validate_losses(plan, num_classes(config))
     assert plan[0].role == "patriarch"
     assert (plan[0].loss, dict(plan[0].loss_params)) == expected
@@ -531,7 +531,7 @@ def test_ban_table4_rows_are_documented_overrides():
     widths = set()
     for args in rows:
         config = parse_flags(f"--config={CONFIG_DIR / 'ban_densenet_table4.py'}", *args)
-        plan = run.validate(config)
+        plan = plans.validate(config)
         student = dict(plan[1].model_overrides)
         models.get_model(plan[1].model, num_classes=100, **student)
         assert plan[0].model == "densenet_90_60" and dict(plan[0].model_overrides) == {}
@@ -539,3 +539,42 @@ def test_ban_table4_rows_are_documented_overrides():
             widths.add(student["stem_features"]
                        + student["layers_per_block"] * student["growth_rate"])
     assert widths == {120 + 14 * 60}                       # the teacher's block output
+
+
+def test_retired_fields_name_their_replacement():
+    """One field per value: the RCO teacher is config.teacher.model, an SD cycle's peak is
+    config.schedule.base_lr; a config still setting the old field is told so."""
+    from jaxkd import config as config_lib
+    for field, replacement in (("rco.teacher_model", "config.teacher.model"),
+                               ("snapshot.peak_lr", "config.schedule.base_lr")):
+        c = config_lib.default_config()
+        group, name = field.split(".")
+        with c.unlocked():
+            c[group][name] = "resnet56" if name == "teacher_model" else 0.2
+        with pytest.raises(ValueError, match=f"config.{field} was retired: .*{replacement}"):
+            config_lib.check_known_fields(c)
+
+
+def test_a_workdir_config_with_retired_fields_reads_as_the_run_it_made():
+    """config.json written before the fields were retired: migrate() moves them, so
+    analysis rebuilds the same plan and a resume sees no difference."""
+    import json
+    from jaxkd import config as config_lib, plans
+    sd = json.loads(config_lib.default_config().to_json())
+    sd.update(method="snapshot_distillation")
+    sd["snapshot"]["peak_lr"] = 0.2
+    new = config_lib.from_saved(sd)
+    assert "peak_lr" not in new.snapshot and new.schedule.base_lr == 0.2
+    assert dict(plans.build(new)[0].schedule)["base_lr"] == 0.2
+    rco = json.loads(config_lib.default_config().to_json())
+    rco.update(method="rco", num_epochs=160)
+    rco["rco"]["teacher_model"] = "resnet56"
+    moved = config_lib.from_saved(rco)
+    assert moved.teacher.model == "resnet56" and plans.build(moved)[0].model == "resnet56"
+    want = config_lib.default_config()
+    want.method, want.teacher.model, want.num_epochs = "rco", "resnet56", 160
+    assert config_lib.config_diff(rco, json.loads(want.to_json())) == []
+    # Other methods never read snapshot.peak_lr: it is dropped, schedule.base_lr kept.
+    base = json.loads(config_lib.default_config().to_json())
+    base["snapshot"]["peak_lr"] = 0.7
+    assert config_lib.from_saved(base).schedule.base_lr == 0.1

@@ -142,7 +142,6 @@ def test_nonfinite_update_is_not_applied(lr, weight_decay):
 @pytest.mark.parametrize("field, value", [("schedule.base_lr", float("inf")),
                                           ("schedule.base_lr", float("nan")),
                                           ("optimizer.weight_decay", float("inf")),
-                                          ("snapshot.peak_lr", float("inf")),
                                           ("rco.teacher_lr", float("inf"))])
 def test_infinite_learning_rate_or_weight_decay_is_refused(field, value):
     from jaxkd import config as config_lib
@@ -193,9 +192,9 @@ def test_batch_not_divisible_by_devices_is_a_clear_error():
 
 
 def test_best_top5_is_that_of_the_best_top1_epoch():
-    from jaxkd.engine.loop import summarize
+    from jaxkd.engine.loop import history_summary
     history = [dict(epoch=1, top1=0.30, top5=0.80), dict(epoch=2, top1=0.50, top5=0.70),
                dict(epoch=3, top1=0.40, top5=0.90)]
-    out = summarize(history, 3)
+    out = history_summary(history, 3)
     assert (out["best_top1"], out["best_top5"], out["best_epoch"]) == (0.50, 0.70, 2)
     assert (out["last_top1"], out["last_top5"]) == (0.40, 0.90)

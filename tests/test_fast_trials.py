@@ -82,7 +82,7 @@ def test_test_per_class_is_a_stratified_subset_of_the_test_split():
 
 def test_test_per_class_is_validated_and_in_the_schema():
     assert default_config().data.test_per_class == 0
-    with pytest.raises(ValueError, match="config.data.test_per_class must be a non-negative"):
+    with pytest.raises(ValueError, match="config.data.test_per_class must be an integer >= 0"):
         data.load_splits({"source": "sample", "test_per_class": -1}, seed=0)
     with pytest.raises(ValueError, match=r"config.data.test_per_class=100000 but class 0"):
         data.load_splits({"source": "sample", "test_per_class": 100000}, seed=0)
@@ -99,10 +99,10 @@ def _structure(plan):
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
 def test_every_paper_config_validates_under_smoke_with_one_epoch_per_phase(name):
     config = load(name)
-    plan = run_lib.validate(config)
+    plan = plans.validate(config)
     small = presets.smoke(config)
     assert small.smoke and not config.smoke           # a copy; the original is unchanged
-    small_plan = run_lib.validate(small)
+    small_plan = plans.validate(small)
     assert _structure(small_plan) == _structure(plan)
     for phase in small_plan:
         models = {phase.model} | set(dict(phase.model_overrides).get(k) for k in (

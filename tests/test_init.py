@@ -16,7 +16,8 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import traverse_util
 
-from jaxkd import checkpoints, run as run_lib, schedules
+from jaxkd import checkpoints, plans, run as run_lib, schedules
+from jaxkd.workspace import Workspace
 from jaxkd.config import default_config
 from jaxkd.engine import state as state_lib
 from tests.helpers import tiny_config, write_tiny_npz
@@ -46,9 +47,9 @@ def _flat(tree):
 
 
 def _first_state(config, workdir):
-    runner = run_lib.Runner(config, workdir, run_lib.validate(config))
-    phase = runner.plan[0]
-    return runner._fresh_state(phase, runner.phase_model(phase))
+    ws = Workspace(config, workdir, plans.validate(config))
+    phase = ws.plan[0]
+    return ws.fresh_state(phase, ws.phase_model(phase))
 
 
 @pytest.mark.parametrize("where", ["phase", "final", "step", "anchor"])
@@ -84,7 +85,7 @@ def test_shared_subtrees_start_from_the_checkpoint_and_stay_frozen(npz, source, 
         same = np.array_equal(first[k], want[k])
         assert same == (k in shared), k
     run_lib.run(config, tmp_path / "run")
-    final = _flat(run_lib.Runner.from_workdir(tmp_path / "run").final_state(0).params)
+    final = _flat(Workspace.from_workdir(tmp_path / "run").final_state(0).params)
     for k in first:
         if k in shared:
             np.testing.assert_array_equal(final[k], want[k], err_msg=k)
@@ -101,12 +102,12 @@ def test_kd_learns_from_the_teacher_checkpoint(npz, source, tmp_path):
                             "loss.name": "kd"})
     results = run_lib.run(config, tmp_path)
     assert [p["name"] for p in results["phases"]] == ["student"]
-    runner = run_lib.Runner.from_workdir(tmp_path)
-    teacher = runner.teacher(0)
+    ws = Workspace.from_workdir(tmp_path)
+    teacher = ws.teacher_of_ref(ws.plan[0].teacher)
     jax.tree_util.tree_map(np.testing.assert_array_equal,
                            jax.device_get(teacher.variables), saved)
     images = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
-    want = runner.model("resnet8", ()).apply(saved, images, train=False)
+    want = ws.model("resnet8", ()).apply(saved, images, train=False)
     np.testing.assert_array_equal(teacher.model.apply(teacher.variables, images,
                                                       train=False), want)
 
@@ -115,12 +116,12 @@ def test_snapshot_student_runs_the_rest_of_the_schedule(npz, source, tmp_path):
     """[SD] Table 2: M#E continues the remaining epochs from the schedule's epoch E."""
     config = tiny_config(npz, **{"init.checkpoint": str(source[0]), "init.epoch": 1,
                                  "optimizer.momentum": 0.0, "optimizer.weight_decay": 0.0})
-    runner = run_lib.Runner(config, tmp_path, run_lib.validate(config))
-    phase = runner.plan[0]
+    ws = Workspace(config, tmp_path, plans.validate(config))
+    phase = ws.plan[0]
     assert (phase.num_epochs, phase.schedule_start_epoch, phase.schedule_num_epochs) == (1, 1, 2)
-    spe = runner.pipeline.steps_per_epoch
+    spe = ws.pipeline.steps_per_epoch
     lr = schedules.build(dict(phase.schedule), steps_per_epoch=spe, num_epochs=2)
-    tx, params = runner._optimizer(phase, 0), {"w": jnp.zeros(3)}
+    tx, params = ws.optimizer(phase, 0), {"w": jnp.zeros(3)}
     updates, _ = tx.update({"w": jnp.ones(3)}, tx.init(params), params)
     np.testing.assert_allclose(-updates["w"], float(lr(spe)), rtol=1e-6)
     assert float(lr(spe)) < float(lr(0))
@@ -187,7 +188,7 @@ def test_unknown_subtree_or_frozen_prefix_is_an_error(npz, source, tmp_path):
 ])
 def test_config_errors_name_the_field(npz, changes, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
-        run_lib.validate(tiny_config(npz, **changes))
+        plans.validate(tiny_config(npz, **changes))
 
 
 @pytest.mark.parametrize("name", ["sgd", "adamw"])

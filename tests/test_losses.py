@@ -80,6 +80,56 @@ def test_distillation_kl_matches_numpy(tt, ts):
     np.testing.assert_allclose(fn(TEACHER * ts / tt, TEACHER), 0.0, atol=1e-6)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 4.0])
+def test_kl_divergence_matches_numpy_in_its_argument_order(temperature):
+    fn = jitted(losses.kl_divergence, temperature=temperature)
+    out = fn(TEACHER, LOGITS)
+    assert out.shape == (3,) and out.dtype == jnp.float32
+    # KL(P || Q) with P from the first argument: the expectation is under the teacher here.
+    np.testing.assert_allclose(out, np_kl(TEACHER, LOGITS, temperature, temperature),
+                               rtol=1e-5, atol=1e-7)
+    swapped = np.asarray(fn(LOGITS, TEACHER))
+    np.testing.assert_allclose(swapped, np_kl(LOGITS, TEACHER, temperature, temperature),
+                               rtol=1e-5, atol=1e-7)
+    assert not np.allclose(swapped, out)                # KL is not symmetric
+    np.testing.assert_allclose(fn(TEACHER, TEACHER), 0.0, atol=1e-6)
+
+
+def test_kl_divergence_one_value_by_hand():
+    p, q = np.array([[0.0, np.log(3.0)]], np.float32), np.zeros((1, 2), np.float32)
+    # P = (1/4, 3/4), Q = (1/2, 1/2): KL = 1/4 log(1/2) + 3/4 log(3/2).
+    expected = 0.25 * np.log(0.5) + 0.75 * np.log(1.5)
+    np.testing.assert_allclose(losses.kl_divergence(p, q), [expected], rtol=1e-6)
+
+
+def test_kl_divergence_gradient_reaches_both_arguments():
+    grad_p, grad_q = jax.grad(lambda p, q: jnp.sum(losses.kl_divergence(p, q, 2.0)),
+                              argnums=(0, 1))(TEACHER, LOGITS)
+    assert np.abs(np.asarray(grad_p)).max() > 0 and np.abs(np.asarray(grad_q)).max() > 0
+    # Against Q it is the soft cross-entropy's: (softmax(q / T) - softmax(p / T)) / T.
+    np.testing.assert_allclose(grad_q, (np_softmax(LOGITS / 2) - np_softmax(TEACHER / 2)) / 2,
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("tt,ts", [(1.0, 1.0), (4.0, 4.0), (2.0, 1.0), (0.5, 3.0)])
+def test_distillation_kl_is_kl_divergence_of_the_softened_logits(tt, ts):
+    """Bit for bit: the teacher first, each side divided by its own temperature."""
+    dkl = jitted(losses.distillation_kl, teacher_temperature=tt, student_temperature=ts)
+    via_kl = jax.jit(lambda z, t: losses.kl_divergence(t / tt, z / ts))
+    for dtype in (jnp.float32, jnp.bfloat16):
+        z, t = jnp.asarray(LOGITS, dtype), jnp.asarray(TEACHER, dtype)
+        np.testing.assert_array_equal(dkl(z, t), via_kl(z.astype(jnp.float32),
+                                                        t.astype(jnp.float32)))
+    if tt == ts:
+        np.testing.assert_array_equal(dkl(LOGITS, TEACHER),
+                                      jitted(losses.kl_divergence, temperature=tt)(TEACHER,
+                                                                                   LOGITS))
+    # The teacher side is a constant of distillation_kl, not of kl_divergence.
+    grad_t = jax.grad(lambda t: jnp.sum(losses.distillation_kl(
+        LOGITS, t, teacher_temperature=tt, student_temperature=ts)))(TEACHER)
+    assert np.all(np.asarray(grad_t) == 0)
+
+
 def test_top_k_score_difference_matches_numpy():
     for k in (2, 3, 4):
         out = jitted(losses.top_k_score_difference, k=k)(LOGITS)
@@ -308,6 +358,8 @@ def test_bf16_inputs_give_float32():
     (lambda: losses.cross_entropy(LOGITS, LABELS, label_smoothing=1.0),
      r"label_smoothing must be in \[0, 1\), got 1.0"),
     (lambda: losses.eta_from_primary_score(0.0), "u must be .* got 0.0"),
+    (lambda: losses.kl_divergence(LOGITS, TEACHER, 0.0), "temperature must be > 0, got 0.0"),
+    (lambda: losses.kl_divergence(LOGITS, TEACHER, "x"), "temperature must be a real number"),
     (lambda: losses.primary_score_from_eta(0.5, k=1), "k must be >= 2, got 1"),
 ], ids=lambda x: x if isinstance(x, str) else "")
 def test_hyperparameter_errors(call, match):
@@ -334,6 +386,15 @@ def _outputs(seed, batch=6, num_classes=10, dim=5):
     rng = np.random.default_rng(seed)
     return losses.Outputs(rng.normal(size=(batch, num_classes)).astype(np.float32),
                           rng.normal(size=(batch, dim)).astype(np.float32))
+
+
+def test_package_reexports_the_functions_and_the_registry():
+    from jaxkd.losses import functions, registry
+    for name in losses.__all__:
+        value = getattr(losses, name)
+        assert value is getattr(functions, name, None) or value is getattr(registry, name, None)
+    assert set(losses.__all__) >= {"kl_divergence", "distillation_kl", "kd_loss", "get",
+                                   "names", "Outputs", "LossSpec", "LOSSES"}
 
 
 def test_registry_names():

@@ -61,7 +61,7 @@ def test_route_pair_inference_is_the_student():
 
 
 def test_online_rco_trains_teacher_and_student_together(npz, tmp_path):
-    config = tiny_config(npz, "rco", **{"rco.mode": "online", "rco.teacher_model": "resnet14",
+    config = tiny_config(npz, "rco", **{"rco.mode": "online", "teacher.model": "resnet14",
                                         "rco.teacher_epochs": 0})
     config.optimizer.lr_scales = ml_collections.ConfigDict({"teacher": 2.0})
     (phase,) = plans.build(config)

@@ -74,7 +74,7 @@ def test_snapshot_cycles_equal_one_continuous_schedule(npz, tmp_path, caplog):
     """
     caplog.set_level("INFO", logger="jaxkd.engine.loop")
     cycles = run_lib.run(tiny_config(npz, "snapshot_ensemble", num_epochs=4,
-                                     **{"snapshot.cycles": 2, "snapshot.peak_lr": 0.05}),
+                                     **{"snapshot.cycles": 2, "schedule.base_lr": 0.05}),
                          tmp_path / "sd")
     one = run_lib.run(tiny_config(npz, "baseline", num_epochs=4,
                                   **{"schedule.name": "cyclic_cosine", "schedule.cycles": 2,
@@ -88,7 +88,7 @@ def test_snapshot_cycles_equal_one_continuous_schedule(npz, tmp_path, caplog):
 
 def test_resumed_continued_phase_equals_uninterrupted(npz, tmp_path, monkeypatch):
     config = tiny_config(npz, "snapshot_distillation", num_epochs=4, checkpoint_every_steps=3,
-                         **{"snapshot.cycles": 2, "snapshot.peak_lr": 0.05})
+                         **{"snapshot.cycles": 2, "schedule.base_lr": 0.05})
     run_lib.run(config, tmp_path / "full")
     with monkeypatch.context() as m:
         crash_after(m, 10)                       # cycle1 has 8 steps: crash inside cycle2

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jaxkd import plans, rco, run as run_lib
+from jaxkd import plans
 from jaxkd.config import default_config
 from tests.helpers import set_fields
 
@@ -85,7 +85,7 @@ def test_snapshot_cycles_must_divide_epochs():
 
 def test_rco_one_stage_follows_anchors_in_order():
     plan = plans.build(_config("rco", num_epochs=240, **{
-        "rco.anchor_every_epochs": 60, "rco.teacher_epochs": 240, "rco.teacher_model": "resnet56"}))
+        "rco.anchor_every_epochs": 60, "rco.teacher_epochs": 240, "teacher.model": "resnet56"}))
     teacher, *stages = plan
     assert teacher.anchor_every_epochs == 60 and teacher.model == "resnet56"
     assert [s.teacher.anchor for s in stages] == [60, 120, 180, 240]
@@ -107,7 +107,7 @@ def test_rco_multi_stage_and_kd():
 def test_rco_teacher_from_existing_workdir():
     plan = plans.build(_config("rco", num_epochs=20, **{
         "rco.anchor_every_epochs": 10, "rco.teacher_epochs": 20,
-        "rco.teacher_workdir": "/runs/teacher", "rco.teacher_model": "resnet56"}))
+        "rco.teacher_workdir": "/runs/teacher", "teacher.model": "resnet56"}))
     assert [p.role for p in plan] == ["student", "student"]
     assert plan[0].teacher.checkpoint == "/runs/teacher/phases/teacher"
     assert plan[1].teacher.anchor == 20
@@ -128,9 +128,9 @@ def test_rco_greedy_is_multi_stage_with_a_full_schedule_per_anchor():
 def test_rco_greedy_route_ends_at_the_last_anchor():
     plan = plans.build(_config("rco", num_epochs=30, **{
         "rco.mode": "greedy", "rco.anchor_every_epochs": 10, "rco.teacher_epochs": 30}))
-    assert rco.trim_to_route(plan, {"1": 0}) == plan
-    assert rco.trim_to_route(plan, {"1": 0, "2": 2}) == plan[:3]    # stage2 took anchor N
-    assert rco.trim_to_route(plan, {"1": 0, "2": 1, "3": 2}) == plan
+    assert plans.trim_to_route(plan, {"1": 0}) == plan
+    assert plans.trim_to_route(plan, {"1": 0, "2": 2}) == plan[:3]    # stage2 took anchor N
+    assert plans.trim_to_route(plan, {"1": 0, "2": 1, "3": 2}) == plan
 
 
 def test_rco_teacher_has_its_own_schedule():
@@ -149,7 +149,7 @@ def test_rco_teacher_has_its_own_schedule():
                                            "rco.teacher_epochs": 20,
                                            "rco.teacher_schedule": {"boundaries": (30,)}})
     with pytest.raises(ValueError, match="config.rco.teacher_schedule.boundaries"):
-        run_lib.validate(bad)
+        plans.validate(bad)
 
 
 @pytest.mark.parametrize("h,current,delta,expected", [
@@ -164,7 +164,7 @@ def test_rco_teacher_has_its_own_schedule():
     ([1.0, float("nan")], 0, 0.8, 1),    # j < N: H_N is not even computed
 ])
 def test_greedy_next_anchor_rule(h, current, delta, expected):
-    assert rco.greedy_next_anchor(h, current, delta) == expected
+    assert plans.greedy_next_anchor(h, current, delta) == expected
 
 
 def test_unknown_method_names_the_field():

@@ -39,7 +39,7 @@ def sd_run(npz, tmp_path_factory):
     count and is taught by it (loss = (1 + 1/T) CE + KL)."""
     workdir = tmp_path_factory.mktemp("sd")
     config = tiny_config(npz, "snapshot_distillation", num_epochs=2,
-                         **{"snapshot.cycles": 2, "snapshot.peak_lr": 0.05})
+                         **{"snapshot.cycles": 2, "schedule.base_lr": 0.05})
     handler = _ListHandler()
     logger = logging.getLogger("jaxkd")
     old = logger.level
@@ -71,7 +71,7 @@ def test_train_records_carry_the_scheduled_lr(sd_run):
     assert [r["step"] for r in by_phase["cycle1"]] == [2, 4]
     # SD Eqn 5: each cycle restarts at the peak and decays by cosine over its steps; the
     # lr of local step L (the window's last) is the value used by the L-th update.
-    peak = config.snapshot.peak_lr
+    peak = config.schedule.base_lr
     for ph, rows in by_phase.items():
         for r in rows:
             want = 0.5 * peak * (1 + math.cos(math.pi * (r["step"] - 1) / SPE))

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from jaxkd import figures, report
+from jaxkd import report
+from jaxkd.report import figures
 from jaxkd.config import default_config
 from tests.helpers import set_fields
 
@@ -157,5 +158,5 @@ def test_aggregate_refuses_runs_whose_configs_differ_in_more_than_the_seed(tmp_p
     done = subprocess.run([sys.executable, "-m", "jaxkd.report", f"--workdir={a}",
                            f"--workdir={c}", "--noevaluate", f"--out={tmp_path / 'agg4'}"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "config.schedule.base_lr: 0.1 -> 0.2" in done.stderr

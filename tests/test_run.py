@@ -12,8 +12,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxkd import checkpoints, run as run_lib
+from jaxkd import checkpoints, config as config_lib, plans, run as run_lib
 from jaxkd.engine import sharding
+from jaxkd.workspace import Workspace
 from tests.helpers import crash_after, tiny_config, write_tiny_npz
 
 
@@ -71,7 +72,7 @@ def test_born_again_three_generations(npz, tmp_path):
 
 def test_snapshot_distillation_swaps_teacher_at_cycle_boundaries(npz, tmp_path):
     config = tiny_config(npz, "snapshot_distillation", num_epochs=3,
-                         **{"snapshot.cycles": 3, "snapshot.peak_lr": 0.05})
+                         **{"snapshot.cycles": 3, "schedule.base_lr": 0.05})
     results = run_lib.run(config, tmp_path)
     assert [p["name"] for p in results["phases"]] == ["cycle1", "cycle2", "cycle3"]
     assert {"snapshot_ensemble", "sd_ensemble"} <= set(results["ensembles"])
@@ -81,7 +82,7 @@ def test_snapshot_distillation_swaps_teacher_at_cycle_boundaries(npz, tmp_path):
              for k in (1, 2, 3)]
     assert steps == [4, 8, 12]
     # The teacher of cycle k is exactly the final snapshot of cycle k-1.
-    runner = run_lib.Runner(config, tmp_path, run_lib.validate(config))
+    runner = run_lib.Runner(Workspace(config, tmp_path, plans.validate(config)))
     for k in (1, 2):
         teacher = runner.teacher(k)
         _assert_same_tree(jax.device_get(teacher.variables["params"]),
@@ -90,17 +91,17 @@ def test_snapshot_distillation_swaps_teacher_at_cycle_boundaries(npz, tmp_path):
 
 def test_rco_one_stage_follows_anchors(npz, tmp_path):
     config = tiny_config(npz, "rco", **{"rco.anchor_every_epochs": 1, "rco.teacher_epochs": 2,
-                                        "rco.teacher_model": "resnet14",
+                                        "teacher.model": "resnet14",
                                         "rco.teacher_lr": 0.05})
     results = run_lib.run(config, tmp_path)
     assert [p["name"] for p in results["phases"]] == ["teacher", "stage1", "stage2"]
     anchors = sorted(p.name for p in (tmp_path / "phases/teacher/anchors").iterdir())
     assert anchors == ["1", "2"]
-    runner = run_lib.Runner(config, tmp_path, run_lib.validate(config))
+    runner = run_lib.Runner(Workspace(config, tmp_path, plans.validate(config)))
     t1 = runner.teacher(1)
     assert t1.name == "resnet14"
     anchor1 = checkpoints.load_variables(tmp_path / "phases/teacher/anchors/1",
-                                         runner._abstract_variables(t1.model))
+                                         runner.ws.abstract_variables(t1.model))
     _assert_same_tree(jax.device_get(t1.variables), jax.device_get(anchor1))
 
 
@@ -125,10 +126,10 @@ def test_rco_greedy_route_decides_the_number_of_stages(npz, tmp_path):
     assert json.loads((tmp_path / "rco_route.json").read_text()) == {"1": 0, "2": 2}
     assert not (tmp_path / "phases" / "stage3").exists()
     assert [p["epochs"] for p in results["phases"][1:]] == [1, 1]   # a full schedule each
-    runner = run_lib.Runner.from_workdir(tmp_path)                  # analysis sees 3 phases
-    assert [p.name for p in runner.plan] == ["teacher", "stage1", "stage2"]
+    ws = Workspace.from_workdir(tmp_path)                           # analysis sees 3 phases
+    assert [p.name for p in ws.plan] == ["teacher", "stage1", "stage2"]
     # 'sample': X' is drawn from the training set and stays in it (64 train images).
-    assert len(runner.splits.train) == 64 and len(runner.splits.heldout) == 16
+    assert len(ws.splits.train) == 64 and len(ws.splits.heldout) == 16
     again = run_lib.run(config, tmp_path)                           # a rerun trains nothing
     assert [p["name"] for p in again["phases"]] == ["teacher", "stage1", "stage2"]
 
@@ -170,9 +171,9 @@ def test_fields_added_to_the_schema_since_do_not_block_a_resume():
     config = tiny_config(pathlib.Path("x.npz"))
     old = json.loads(config.to_json())
     del old["data"]["heldout_mode"], old["init"]
-    assert run_lib.config_diff(old, json.loads(config.to_json())) == []
+    assert config_lib.config_diff(old, json.loads(config.to_json())) == []
     config.data.heldout_mode = "sample"
-    assert run_lib.config_diff(old, json.loads(config.to_json())) == [
+    assert config_lib.config_diff(old, json.loads(config.to_json())) == [
         "config.data.heldout_mode: 'carve' -> 'sample'"]
 
 
@@ -281,9 +282,9 @@ def test_results_record_the_data_a_model_needs(npz, tmp_path):
     """Class names, mean/std and image shape go into results.json (`jaxkd export`)."""
     results = run_lib.run(tiny_config(npz, num_epochs=1), tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())["data"]
-    runner = run_lib.Runner.from_workdir(tmp_path)
+    ws = Workspace.from_workdir(tmp_path)
     assert saved == results["data"]
-    assert saved["class_names"] == list(runner.splits.class_names) and saved["num_classes"] == 4
-    np.testing.assert_allclose(saved["mean"], runner.splits.mean, rtol=1e-6)
-    np.testing.assert_allclose(saved["std"], runner.splits.std, rtol=1e-6)
+    assert saved["class_names"] == list(ws.splits.class_names) and saved["num_classes"] == 4
+    np.testing.assert_allclose(saved["mean"], ws.splits.mean, rtol=1e-6)
+    np.testing.assert_allclose(saved["std"], ws.splits.std, rtol=1e-6)
     assert saved["image_shape"] == [32, 32, 3]

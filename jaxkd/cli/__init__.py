@@ -2,9 +2,10 @@
 
 `jaxkd.main.run_main` dispatches on `argv[1]` before absl parses any flag: `train` (or no
 command, as before: `jaxkd --config=... --workdir=...`) is `jaxkd.main`'s own flow; the
-others live in one small module each and parse their own flags (`absl.flags.FlagValues`
-of their own, so they never meet the training flags). `jaxkd --help` or `jaxkd` alone
-prints `overview()`.
+others live in one small module each (imported by name when chosen) and parse their own
+flags (`absl.flags.FlagValues` of their own, so they never meet the training flags).
+`grid` and `report` are `python -m jaxkd.grid` and `python -m jaxkd.report`. `jaxkd --help`
+or `jaxkd` alone prints `overview()`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,18 @@ import importlib
 import sys
 import textwrap
 
+from jaxkd import models, plans
+from jaxkd.cli import configs
+
 # name -> (module under jaxkd.cli, one-line summary)
 COMMANDS = {
     "train": ("", "train a config's plan in a workdir, resuming where it stopped "
                   "(also the default: `jaxkd --config=... --workdir=...`)"),
+    "grid": ("grid", "a grid file's configs x seeds, one resumable run each, and their "
+                     "mean ± std table (`python -m jaxkd.grid`)"),
+    "report": ("report", "report.md, analysis.json and figures of finished runs; with "
+                         "several workdirs (seeds) their mean ± std aggregate "
+                         "(`python -m jaxkd.report`)"),
     "evaluate": ("evaluate", "top-1 / top-5 / ECE of a workdir phase's final checkpoint "
                              "(or a checkpoint) on the workdir's data or another source"),
     "export": ("export", "one self-contained file of a phase: params + model, classes, "
@@ -37,8 +46,6 @@ def _wrapped(title: str, names) -> str:
 
 def overview() -> str:
     """What `jaxkd --help` prints: commands, methods, models and shipped configs."""
-    from jaxkd import models, plans
-    from jaxkd.cli import configs
     lines = ["usage: jaxkd <command> [flags]     (or: python -m jaxkd.main <command> ...)",
              "", "commands:"]
     for name, (_, summary) in COMMANDS.items():
@@ -57,9 +64,9 @@ def dispatch(argv: list[str]) -> list[str]:
     """Runs a subcommand named by `argv[1]` (and exits), or returns the training argv.
 
     `train` is dropped from the returned argv; `--config=NAME` becomes the shipped config's
-    path; `--smoke` is `--config.smoke=True`. No command and `--help` (or nothing at all) prints `overview()`.
+    path; `--smoke` is `--config.smoke=True`. No command and `--help` (or nothing at all)
+    prints `overview()`.
     """
-    from jaxkd.cli import configs
     rest = argv[1:]
     if not rest or rest[0] in HELP_WORDS:
         print(overview())

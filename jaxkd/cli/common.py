@@ -8,7 +8,10 @@ import pathlib
 import sys
 from typing import Callable
 
+import ml_collections
 from absl import flags
+
+from jaxkd import data, exit_codes, workdir as workdir_lib
 
 log = logging.getLogger("jaxkd")
 
@@ -83,7 +86,6 @@ def fail(message: str, code: int = 2):
 
 def guarded(body: Callable[[], int | None]) -> int:
     """Runs `body`; a failure the user can act on is one line and `exit_codes`' code."""
-    from jaxkd import exit_codes
     try:
         return body() or 0
     except KeyboardInterrupt:
@@ -117,7 +119,6 @@ def phase_of_checkpoint(workdir: pathlib.Path, path: str) -> str | None:
 
 def read_config(workdir: pathlib.Path):
     """The resolved config a workdir was trained with (`config.json`)."""
-    import ml_collections
     path = workdir / "config.json"
     if not path.is_file():
         fail(f"--workdir={workdir}: no config.json (not a jaxkd workdir, or a run that "
@@ -132,13 +133,13 @@ def read_results(workdir: pathlib.Path) -> dict:
 
 def choose_phase(plan, workdir: pathlib.Path, name: str):
     """The plan's phase called `name`, or (name '') the last one with a final checkpoint."""
-    from jaxkd import analysis
     names = [p.name for p in plan]
     if name:
         if name not in names:
             fail(f"--phase={name}: the run has no such phase; its phases: {', '.join(names)}")
         return next(p for p in plan if p.name == name)
-    done = [p for p in plan if analysis.has_final(workdir / "phases" / p.name)]
+    done = [p for p in plan
+            if workdir_lib.has_final(workdir_lib.phase_dir(workdir, p.name))]
     if not done:
         fail(f"--workdir={workdir}: no phase has finished yet (no phases/<name>/final); "
              f"its phases: {', '.join(names)}")
@@ -155,7 +156,6 @@ def data_stats(workdir: pathlib.Path, config) -> dict:
     if isinstance(recorded, dict) and \
             {"class_names", "mean", "std", "image_shape"} <= set(recorded):
         return dict(recorded, recorded=True)
-    from jaxkd import data
     log.info("computing class names and mean/std from the workdir's data (config.data."
              "source=%s): results.json does not record them", config.data.source)
     splits = data.load_splits(config.data, seed=config.seed)

@@ -18,7 +18,16 @@ import json
 import pathlib
 import sys
 
+import jax
+import ml_collections
+import numpy as np
+from absl import flags
+from ml_collections import config_flags
+
+from jaxkd import analysis
 from jaxkd.cli import common
+from jaxkd.engine import sharding
+from jaxkd.workspace import Workspace
 
 USAGE = __doc__
 _OVERRIDABLE = ("--config.data.", "--config.eval_batch_size", "--config.num_devices",
@@ -49,8 +58,6 @@ def locate(argv: list[str]) -> tuple[pathlib.Path, str]:
 
 
 def define_flags(fv, config):
-    from absl import flags
-    from ml_collections import config_flags
     common.define_phase_flags(fv, "evaluate")
     flags.DEFINE_enum("split", "test", ["test", "train", "heldout"], "Split to evaluate.",
                       flag_values=fv)
@@ -65,7 +72,6 @@ def define_flags(fv, config):
 
 
 def run(argv: list[str]) -> int:
-    import ml_collections
     fv = common.new_flags()
     if common.helping(argv):
         define_flags(fv, ml_collections.ConfigDict())
@@ -86,15 +92,13 @@ def run(argv: list[str]) -> int:
     return common.guarded(lambda: _evaluate(fv, workdir, trained, phase, data_overridden))
 
 
-def make_runner(workdir, config=None):
-    """A read-only `jaxkd.run.Runner` of a workdir (`config`: its config.json by default).
+def make_workspace(workdir, config=None) -> Workspace:
+    """The `jaxkd.workspace.Workspace` of a workdir, read only (`config`: its config.json
+    by default).
 
     With `config.num_devices = 0` (all devices) on a machine whose device count does not
     divide the batch sizes (a workdir trained elsewhere), it uses as many devices as do.
     """
-    import jax
-    from jaxkd import run as run_lib
-    from jaxkd.engine import sharding
     workdir = pathlib.Path(workdir).absolute()
     config = config if config is not None else common.read_config(workdir)
     if not config.num_devices and jax.process_count() == 1:
@@ -104,7 +108,7 @@ def make_runner(workdir, config=None):
             common.log.info("using %d of the %d devices (they divide the batch sizes)", fit,
                             jax.device_count())
             config.num_devices = fit
-    return run_lib.Runner.from_workdir(workdir, config)
+    return Workspace.from_workdir(workdir, config)
 
 
 def evaluate(workdir, *, phase: str = "", checkpoint: str = "", split: str = "test",
@@ -114,33 +118,24 @@ def evaluate(workdir, *, phase: str = "", checkpoint: str = "", split: str = "te
     `config` (default: the workdir's) may differ from it in its data; `training_stats`
     (`mean`, `std`) then normalise the images as in training.
     """
-    import jax.numpy as jnp
-    import numpy as np
-    from jaxkd import analysis, data, plans
     workdir = pathlib.Path(workdir).absolute()
     trained = trained if trained is not None else common.read_config(workdir)
     config = config if config is not None else trained
-    runner = make_runner(workdir, config)
+    ws = make_workspace(workdir, config)
     if training_stats is not None:
-        if len(training_stats["class_names"]) != runner.splits.num_classes:
-            common.fail(f"the data has {runner.splits.num_classes} classes, the model was "
+        if len(training_stats["class_names"]) != ws.splits.num_classes:
+            common.fail(f"the data has {ws.splits.num_classes} classes, the model was "
                         f"trained on {len(training_stats['class_names'])}")
-        runner.splits = dataclasses.replace(
-            runner.splits, mean=np.asarray(training_stats["mean"], np.float32),
+        ws.splits = dataclasses.replace(
+            ws.splits, mean=np.asarray(training_stats["mean"], np.float32),
             std=np.asarray(training_stats["std"], np.float32))
-        runner.pipeline = data.make_pipeline(
-            runner.splits, mesh=runner.mesh, batch_size=config.batch_size,
-            eval_batch_size=config.eval_batch_size, augment_cfg=config.data.augment,
-            seed=config.seed)
-    chosen = common.choose_phase(runner.plan, workdir, phase)
-    source = checkpoint or str(workdir / "phases" / chosen.name)
-    net = runner.teacher_of_ref(plans.TeacherRef(
-        checkpoint=source, model=chosen.model, model_overrides=chosen.model_overrides))
-    dtype = jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
-    logits = analysis.predict_split(net.model, net.variables, runner.pipeline, runner.mesh,
-                                    split, dtype=dtype)
-    labels = analysis.split_labels(runner.pipeline, split)
-    k = min(5, runner.splits.num_classes)
+        ws.pipeline = ws.make_pipeline()
+    chosen = common.choose_phase(ws.plan, workdir, phase)
+    ref = ws.checkpoint_ref(chosen, checkpoint)
+    source = ref.checkpoint
+    logits = ws.ref_logits(ref, split)
+    labels = ws.labels(split)
+    k = min(5, ws.splits.num_classes)
     recorded = next((p for p in common.read_results(workdir).get("phases", [])
                      if p.get("name") == chosen.name), {})
     return {"workdir": str(workdir), "phase": chosen.name, "model": chosen.model,
@@ -155,7 +150,6 @@ def evaluate(workdir, *, phase: str = "", checkpoint: str = "", split: str = "te
 
 
 def _evaluate(fv, workdir, trained, phase, data_overridden) -> int:
-    from jaxkd.engine import sharding
     config = fv["config"].value
     if fv["cpu_split"].value:
         if isinstance(config.batch_size, int) and isinstance(config.eval_batch_size, int) \

@@ -14,13 +14,18 @@ import json
 import pathlib
 import sys
 
+import jax
+from absl import flags
+
+import jaxkd
+from jaxkd import checkpoints, exported, models, plans
 from jaxkd.cli import common
+from jaxkd.engine import state as state_lib
 
 USAGE = __doc__
 
 
 def define_flags(fv) -> None:
-    from absl import flags
     common.define_phase_flags(fv, "export")
     flags.DEFINE_string("out", None, "The exported file to write (e.g. model.msgpack).",
                         flag_values=fv)
@@ -30,13 +35,9 @@ def define_flags(fv) -> None:
 
 def export(workdir, out, *, phase: str = "", checkpoint: str = "") -> dict:
     """Exports a phase of `workdir` (or `checkpoint`) to `out`; returns the metadata."""
-    import jax
-    import jaxkd
-    from jaxkd import checkpoints, exported, models, run as run_lib
-    from jaxkd.engine import state as state_lib
     workdir = pathlib.Path(workdir).absolute()
     config = common.read_config(workdir)
-    plan = run_lib.validate(config)
+    plan = plans.validate(config)
     if checkpoint and not phase:
         phase = common.phase_of_checkpoint(workdir, checkpoint) or ""
     chosen = common.choose_phase(plan, workdir, phase)

@@ -14,8 +14,12 @@ import json
 import pathlib
 import sys
 
+import jax
 import numpy as np
+from absl import flags
+from PIL import Image, UnidentifiedImageError
 
+from jaxkd import exported
 from jaxkd.cli import common
 
 USAGE = __doc__
@@ -23,7 +27,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def define_flags(fv) -> None:
-    from absl import flags
     flags.DEFINE_string("model", None, "An exported model (`jaxkd export --out=...`).",
                         flag_values=fv)
     flags.DEFINE_integer("top", 5, "Classes to show per image.", lower_bound=1,
@@ -54,7 +57,6 @@ def image_paths(args: list[str]) -> list[pathlib.Path]:
 
 def load_image(path: pathlib.Path, image_shape) -> np.ndarray:
     """uint8[H, W, C] of the model's shape from an image file."""
-    from PIL import Image, UnidentifiedImageError
     height, width, channels = image_shape
     try:
         with Image.open(path) as img:
@@ -69,8 +71,6 @@ def load_image(path: pathlib.Path, image_shape) -> np.ndarray:
 
 def predict(model_path, paths, *, top: int = 5, batch_size: int = 256) -> list[dict]:
     """Per image: `{'path', 'top': [{'class', 'index', 'probability'}, ...]}`."""
-    import jax
-    from jaxkd import exported
     apply_fn, variables, meta = exported.load_model(model_path)
     names = meta["class_names"]
     top = min(top, len(names))

@@ -14,12 +14,16 @@ import re
 import sys
 import tarfile
 
+from absl import flags
+
+from jaxkd.cli import common
+from jaxkd.data import sample
+
 _MEMBER = re.compile(r"^test/([A-Za-z0-9_-]+)/([0-9]+)\.jpg$")
 
 
 def write_sample_images(out: str | pathlib.Path, per_class: int = 1) -> list[pathlib.Path]:
     """Writes the images; returns their paths, sorted."""
-    from jaxkd.data import sample
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     taken: dict[str, int] = {}
@@ -40,8 +44,6 @@ def write_sample_images(out: str | pathlib.Path, per_class: int = 1) -> list[pat
 
 
 def main(argv: list[str]) -> int:
-    from absl import flags
-    from jaxkd.cli import common
     fv = common.new_flags()
     flags.DEFINE_string("out", None, "Folder to write the images to.", flag_values=fv)
     flags.DEFINE_integer("per_class", 1, "Images per class.", lower_bound=1, flag_values=fv)

@@ -9,9 +9,14 @@ CONFIG: a config file (`configs/sd_resnet56.py`) or a shipped config's name
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 
+from absl import flags
+from ml_collections import config_flags
+
+from jaxkd import plans
 from jaxkd.cli import common, configs
 
 USAGE = __doc__
@@ -29,7 +34,6 @@ def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def plan_lines(config) -> list[str]:
-    from jaxkd import plans
     try:
         plan = plans.build(config)
     except Exception as err:  # pylint: disable=broad-except  # still show the fields
@@ -43,7 +47,6 @@ def plan_lines(config) -> list[str]:
 
 
 def _docstring(path: str) -> str:
-    import ast
     try:
         return ast.get_docstring(ast.parse(open(path).read())) or ""
     except (OSError, SyntaxError, ValueError):
@@ -51,8 +54,6 @@ def _docstring(path: str) -> str:
 
 
 def run(argv: list[str]) -> int:
-    from absl import flags
-    from ml_collections import config_flags
     fv = common.new_flags()
     config_flags.DEFINE_config_file("config", None, "A config file or shipped name (also "
                                     "the first positional argument).", flag_values=fv,

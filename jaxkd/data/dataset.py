@@ -12,6 +12,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from jaxkd import config as config_lib
+from jaxkd.validation import check, require_bool, require_choice, require_int
+
 SOURCES = ("sample", "tfds", "cifar_binary", "image_folder", "npz")
 AUGMENT_KINDS = ("cifar", "imagenet", "none")
 PAD_MODES = ("constant", "reflect")
@@ -22,12 +25,21 @@ LABEL_KEYS = ("label", "coarse_label")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_DEFAULTS = dict(source="sample", name="", path="", test_path="", data_dir="",
-                 label_key="label", image_key="", train_split="", test_split="",
-                 streaming="auto", heldout_size=0, heldout_mode="carve", train_per_class=0,
-                 test_per_class=0, image_size=32)
 HELDOUT_MODES = ("carve", "sample")
-_AUGMENT_DEFAULTS = dict(kind="cifar", crop_padding=4, pad_mode="constant", flip=True)
+
+
+def _schema_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The defaults of `config.data` and of `config.data.augment`, as plain dicts.
+
+    They are written once, in `jaxkd.config.default_config()`; a plain dict given as the
+    data config (`load_splits(dict(source="sample"))`) falls back to them field by field.
+    """
+    data = config_lib.default_config().data.to_dict()
+    augment = data.pop("augment")
+    return data, augment
+
+
+_DEFAULTS, _AUGMENT_DEFAULTS = _schema_defaults()
 
 
 def field(cfg: Any, name: str, default: Any = None) -> Any:
@@ -60,33 +72,16 @@ class DataUnavailableError(OSError):
     """
 
 
-def check(cond: bool, message: str) -> None:
-    """Raises `ValueError(message)` unless `cond`."""
-    if not cond:
-        raise ValueError(message)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def check_non_negative_int(value: Any, name: str) -> int:
-    """Returns `value` as an int; raises naming `name` unless it is an integer >= 0."""
-    check(_is_int(value) and value >= 0, f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
+# `check(cond, message)` (imported above) is `jaxkd.validation.check`, re-exported for the
+# data modules.
 
 
 def validate_augment(cfg: Any) -> None:
     """Checks `config.data.augment`; raises ValueError naming the field."""
-    kind = augment_field(cfg, "kind")
-    check(kind in AUGMENT_KINDS,
-          f"config.data.augment.kind must be one of {AUGMENT_KINDS}, got {kind!r}")
-    mode = augment_field(cfg, "pad_mode")
-    check(mode in PAD_MODES,
-          f"config.data.augment.pad_mode must be one of {PAD_MODES}, got {mode!r}")
-    check_non_negative_int(augment_field(cfg, "crop_padding"), "config.data.augment.crop_padding")
-    check(isinstance(augment_field(cfg, "flip"), (bool, np.bool_)),
-          "config.data.augment.flip must be True or False")
+    require_choice(augment_field(cfg, "kind"), "config.data.augment.kind", AUGMENT_KINDS)
+    require_choice(augment_field(cfg, "pad_mode"), "config.data.augment.pad_mode", PAD_MODES)
+    require_int(augment_field(cfg, "crop_padding"), "config.data.augment.crop_padding", low=0)
+    require_bool(augment_field(cfg, "flip"), "config.data.augment.flip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,8 +181,7 @@ class Splits:
 
     def split(self, name: str) -> ArrayDataset | StreamingDataset:
         """The split called `name` ('train', 'test' or 'heldout')."""
-        check(name in ("train", "test", "heldout"),
-              f"split must be 'train', 'test' or 'heldout', got {name!r}")
+        require_choice(name, "split", ("train", "test", "heldout"))
         value = getattr(self, name)
         check(value is not None, "no heldout split: set config.data.heldout_size > 0")
         return value

@@ -12,12 +12,13 @@ byte-identical archive. Prints the archive's sha256.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import hashlib
 import io
 import os
 import tarfile
+
+from absl import app, flags
 
 from jaxkd.data import sample
 
@@ -54,20 +55,37 @@ def write(files: dict[str, bytes], out_path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--src", required=True,
-                        help="folder holding the CIFAR-10 JPEG train.tar.gz and test.tar.gz")
-    parser.add_argument("--out", default=sample.SAMPLE_ARCHIVE)
-    parser.add_argument("--train-per-class", type=int, default=sample.TRAIN_PER_CLASS)
-    parser.add_argument("--test-per-class", type=int, default=sample.TEST_PER_CLASS)
-    args = parser.parse_args(argv)
-    files = select(os.path.join(args.src, "train.tar.gz"), args.train_per_class)
-    files.update(select(os.path.join(args.src, "test.tar.gz"), args.test_per_class))
-    digest = write(files, args.out)
-    print(f"wrote {len(files)} images ({os.path.getsize(args.out)} bytes) to {args.out}")
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    flags.DEFINE_string("src", None, "folder holding the CIFAR-10 JPEG train.tar.gz and "
+                        "test.tar.gz", flag_values=fv)
+    flags.DEFINE_string("out", sample.SAMPLE_ARCHIVE, "the archive to write", flag_values=fv)
+    flags.DEFINE_integer("train-per-class", sample.TRAIN_PER_CLASS,
+                         "training images per class", flag_values=fv)
+    flags.DEFINE_integer("test-per-class", sample.TEST_PER_CLASS, "test images per class",
+                         flag_values=fv)
+    flags.mark_flags_as_required(["src"], flag_values=fv)
+
+
+def make(src: str, out: str = sample.SAMPLE_ARCHIVE, *,
+         train_per_class: int = sample.TRAIN_PER_CLASS,
+         test_per_class: int = sample.TEST_PER_CLASS) -> None:
+    """Writes the sample archive `out` from the JPEG archives in `src`; prints its sha256."""
+    files = select(os.path.join(src, "train.tar.gz"), train_per_class)
+    files.update(select(os.path.join(src, "test.tar.gz"), test_per_class))
+    digest = write(files, out)
+    print(f"wrote {len(files)} images ({os.path.getsize(out)} bytes) to {out}")
     print(f"sha256 {digest}")
 
 
+def main(argv) -> None:
+    """Entry point of `python -m jaxkd.data.make_sample` (absl's app.run)."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    f = flags.FLAGS
+    make(f.src, f.out, train_per_class=f["train-per-class"].value,
+         test_per_class=f["test-per-class"].value)
+
+
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

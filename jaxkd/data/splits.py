@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from jaxkd import validation
 from jaxkd.data import arrays, cifar_binary, host_ops, image_folder, sample, tfds_source
 from jaxkd.data.dataset import (HELDOUT_MODES, IMAGENET_MEAN, IMAGENET_STD, LABEL_KEYS,
                                 SOURCES, ArrayDataset, DataUnavailableError, RawData, Splits,
                                 StreamingDataset, check, check_labels,
-                                check_non_negative_int, data_field, field, validate_augment)
+                                data_field, field, validate_augment)
 
 _HELDOUT_STREAM, _SUBSET_STREAM, _TEST_SUBSET_STREAM = 1, 2, 3
 log = logging.getLogger(__name__)
@@ -42,16 +43,13 @@ _READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.er
 
 
 def _validate(cfg: Any) -> None:
-    source = data_field(cfg, "source")
-    check(source in SOURCES, f"config.data.source must be one of {SOURCES}, got {source!r}")
-    check_non_negative_int(data_field(cfg, "heldout_size"), "config.data.heldout_size")
-    check(data_field(cfg, "heldout_mode") in HELDOUT_MODES, f"config.data.heldout_mode must "
-          f"be one of {HELDOUT_MODES}, got {data_field(cfg, 'heldout_mode')!r}")
-    check_non_negative_int(data_field(cfg, "train_per_class"), "config.data.train_per_class")
-    check_non_negative_int(data_field(cfg, "test_per_class"), "config.data.test_per_class")
-    size = data_field(cfg, "image_size")
-    check(check_non_negative_int(size, "config.data.image_size") > 0,
-          f"config.data.image_size must be > 0, got {size!r}")
+    source = validation.require_choice(data_field(cfg, "source"), "config.data.source",
+                                       SOURCES)
+    validation.require_choice(data_field(cfg, "heldout_mode"), "config.data.heldout_mode",
+                              HELDOUT_MODES)
+    for name in ("heldout_size", "train_per_class", "test_per_class"):
+        validation.require_int(data_field(cfg, name), f"config.data.{name}", low=0)
+    validation.require_int(data_field(cfg, "image_size"), "config.data.image_size", low=1)
     label_key = data_field(cfg, "label_key")
     check(source == "tfds" or label_key in LABEL_KEYS,
           f"config.data.label_key must be one of {LABEL_KEYS}, got {label_key!r}")

@@ -21,6 +21,8 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxkd import checkpoints, losses
+from jaxkd import workdir as workdir_lib
+from jaxkd.data.batching import Pipeline
 from jaxkd.engine import progress as progress_lib
 from jaxkd.engine import step as step_lib
 from jaxkd.engine.state import TrainState, variables_of
@@ -40,9 +42,8 @@ class PhaseContext:
     config: Any
     workdir: pathlib.Path
     mesh: Mesh
-    pipeline: Any
+    pipeline: Pipeline
     writer: MetricWriter
-    num_classes: int
     step_cache: dict = dataclasses.field(default_factory=dict)
     clock: progress_lib.RunClock = dataclasses.field(default_factory=progress_lib.RunClock)
 
@@ -202,7 +203,7 @@ class PhaseTrainer:
                             for m in jax.device_get(list(window))]
         step = int(jax.device_get(self.state.step))
         self.ckpts.save(step, self.state, progress.as_meta(step))
-        self.last_ckpt = str(self.ckpts.phase_dir / "ckpt" / str(step))
+        self.last_ckpt = str(self.ckpts.layout.ckpt / str(step))
 
     def _log_train(self, window, local0, progress, t0, bar) -> int:
         """Logs a window of steps; returns how many of them were skipped (non-finite)."""
@@ -236,8 +237,7 @@ class PhaseTrainer:
         last = epoch + 1 == phase.num_epochs
         if (epoch + 1) % cfg.eval_every_epochs == 0 or last:
             t = time.perf_counter()
-            steps = getattr(self.ctx.pipeline, "eval_steps", None)
-            bar = _progress_bar(cfg, steps() if steps else None, 0, f"{phase.name} eval",
+            bar = _progress_bar(cfg, self.ctx.pipeline.eval_steps(), 0, f"{phase.name} eval",
                                 unit="batch", file=self.bar_file)
             timings = {}
             res = evaluate(self.eval_step, variables_of(self.state), self.ctx.pipeline,
@@ -260,7 +260,7 @@ class PhaseTrainer:
             log.info("phase %s epoch %d/%d done; %s", phase.name, epoch + 1,
                      phase.num_epochs, self._eta((epoch + 1) * self.spe))
         self.epochs_run += 1
-        anchor_every = getattr(phase, "anchor_every_epochs", 0)
+        anchor_every = phase.anchor_every_epochs
         if anchor_every and (epoch + 1) % anchor_every == 0:
             self.ckpts.save_anchor(epoch + 1, self.state)
         # Saved after the evaluation and the anchor: a run resumed from this checkpoint
@@ -361,7 +361,7 @@ class PhaseTrainer:
         return self.teacher.variables if self.teacher else None
 
 
-def summarize(history: list, num_epochs: int) -> dict:
+def history_summary(history: list, num_epochs: int) -> dict:
     """Best and last test accuracy of a phase from its evaluation history.
 
     `best_top5` is the top-5 of the best-top-1 evaluation (the papers report both numbers
@@ -387,7 +387,7 @@ def _restart_warning(phase: str, lost_step: int, ckpts) -> None:
         log.warning("phase %s: metrics.jsonl showed progress up to step %d but %s holds no "
                     "checkpoint; restarting the phase from its first step (the phase is "
                     "deterministic: the redone steps reproduce the lost ones)", phase,
-                    lost_step, ckpts.phase_dir / "ckpt")
+                    lost_step, ckpts.layout.ckpt)
 
 
 def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
@@ -410,7 +410,7 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
     Returns:
         (final state, the phase's record), after the final checkpoint is committed.
     """
-    phase_dir = ctx.workdir / "phases" / phase.name
+    phase_dir = workdir_lib.phase_dir(ctx.workdir, phase.name)
     ckpts = checkpoints.PhaseCheckpoints(phase_dir, keep=ctx.config.keep_checkpoints)
     state, progress = init_state, _Progress(start_step=start_step)
     restored = ckpts.restore_latest(checkpoints.abstract_like(init_state))
@@ -435,9 +435,9 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
         raise
     step = int(jax.device_get(trainer.state.step))
     record = dict(name=phase.name, role=phase.role, model=phase.model,
-                  **summarize(progress.history, phase.num_epochs),
+                  **history_summary(progress.history, phase.num_epochs),
                   wall_time=progress.wall_time, history=progress.history,
-                  checkpoint=str(phase_dir / "final"))
+                  checkpoint=str(workdir_lib.PhaseLayout(phase_dir).final))
     ckpts.save_final(trainer.state, dict(progress.as_meta(step), record=record))
     ckpts.close()
     ctx.writer.flush()

@@ -15,6 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxkd.engine import rendezvous
 
+# The mesh's one axis; its only definition (jaxkd.data.batching imports it from here).
 DATA_AXIS = "data"
 
 

@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 import jax
 
+from jaxkd import workdir as workdir_lib
+
 RECORD_KEYS = ("phase", "kind", "step")
 
 
@@ -101,7 +103,7 @@ class MetricWriter:
 
     def __init__(self, workdir: pathlib.Path, *, tensorboard: bool = True):
         self.enabled = jax.process_index() == 0
-        self.path = pathlib.Path(workdir) / "metrics.jsonl"
+        self.path = workdir_lib.metrics_path(workdir)
         self._tb = None
         # Opened at the first scalar: a writer that never writes leaves no event file and
         # no tensorboardX atexit hook (which fails on Python >= 3.12 for an unused writer:
@@ -142,9 +144,7 @@ class MetricWriter:
                 lost = max(lost, rec["step"])
             else:
                 kept.append(line)
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        tmp.replace(self.path)
+        workdir_lib.write_text_atomic(self.path, "".join(line + "\n" for line in kept))
         return lost
 
     def flush(self) -> None:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jaxkd.models import (densenet, mobilenet_v2, resnet_cifar, resnet_imagenet, route_pair,
                           wide_resnet)
 from jaxkd.models.common import ModelSpec
+from jaxkd.validation import require_int
 
 _REGISTRY: dict[str, ModelSpec] = {}
 for _family in (resnet_cifar, densenet, wide_resnet, mobilenet_v2, resnet_imagenet):
@@ -78,8 +79,7 @@ def get_model(name: str, *, num_classes: int, dtype: Any = jnp.float32,
     if unknown:
         raise ValueError(f"model {name!r} does not accept override(s) {unknown}; "
                          f"accepted: {sorted(model_spec.overrides)}")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    require_int(num_classes, "num_classes", low=1)
     kwargs = {**model_spec.overrides, **overrides}
     if model_spec.validate is not None:
         model_spec.validate(kwargs)

@@ -144,9 +144,3 @@ def spec(cls: type[nn.Module], overrides: Mapping[str, Any] | None = None,
     """Shorthand for a `ModelSpec`: fixed architecture arguments as keywords."""
     return ModelSpec(cls, dict(kwargs), dict(overrides or {}), validate, input_size)
 
-
-def check_unit_interval(name: str, value: float) -> None:
-    """Raises `ValueError` unless `0 <= value < 1` (a dropout rate)."""
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"model override {name} must be in [0, 1), got {value!r}")
-

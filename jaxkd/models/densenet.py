@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxkd.models.common import Dtype, ModelSpec, batch_norm, classifier_output, conv, spec
+from jaxkd.validation import require_bool, require_int, require_number
 
 #: Width of the bottleneck 1x1 convolution in units of the growth rate.
 BOTTLENECK_WIDTH = 4
@@ -149,16 +150,10 @@ class DenseNet(nn.Module):
 def _check_architecture(kwargs: dict) -> None:
     """Validates the architecture overrides (errors name the override)."""
     for name, low in (("layers_per_block", 1), ("growth_rate", 1), ("stem_features", 0)):
-        value = kwargs[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"model override {name} must be an integer >= {low}, "
-                             f"got {value!r}")
-    value = kwargs["compression"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"model override compression must be in (0, 1], got {value!r}")
-    if not isinstance(kwargs["bottleneck"], bool):
-        raise ValueError(f"model override bottleneck must be a bool, "
-                         f"got {kwargs['bottleneck']!r}")
+        require_int(kwargs[name], f"model override {name}", low=low)
+    require_number(kwargs["compression"], "model override compression", low=0, high=1,
+                   low_open=True)
+    require_bool(kwargs["bottleneck"], "model override bottleneck")
 
 
 def _densenet_bc(depth: int, growth_rate: int, remat: bool = False) -> ModelSpec:

@@ -37,8 +37,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxkd.models.common import (Dtype, batch_norm, check_unit_interval, classifier_output,
-                                 conv, spec)
+from jaxkd.models.common import Dtype, batch_norm, classifier_output, conv, spec
+from jaxkd.validation import fail, require_number
 
 #: Table 2 of Sandler et al.: (expansion t, channels c, repeats n, stride s) per stage.
 #: The expansion of every stage but the first is the `expansion` attribute (6 by default).
@@ -140,15 +140,14 @@ class MobileNetV2(nn.Module):
 
 
 def _validate(kwargs: dict[str, Any]) -> None:
-    check_unit_interval("dropout_rate", kwargs["dropout_rate"])
-    if not kwargs["width"] > 0:
-        raise ValueError(f"model override width must be > 0, got {kwargs['width']!r}")
-    if not kwargs["expansion"] >= 1:
-        raise ValueError(f"model override expansion must be >= 1, got {kwargs['expansion']!r}")
+    require_number(kwargs["dropout_rate"], "model override dropout_rate", low=0, high=1,
+                   high_open=True)
+    require_number(kwargs["width"], "model override width", low=0, low_open=True)
+    require_number(kwargs["expansion"], "model override expansion", low=1)
     strides = tuple(kwargs["strides"])
     if len(strides) != 1 + len(STAGES) or not set(strides) <= {1, 2}:
-        raise ValueError(f"model override strides must be {1 + len(STAGES)} values in (1, 2) "
-                         f"(stem, then the stages), got {kwargs['strides']!r}")
+        fail("model override strides", f"must be {1 + len(STAGES)} values in (1, 2) (stem, "
+             "then the stages)", kwargs["strides"])
     kwargs["strides"] = strides
 
 

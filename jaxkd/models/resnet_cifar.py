@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxkd.models.common import Dtype, batch_norm, classifier_output, conv, spec
+from jaxkd.validation import require_choice
 
 _SHORTCUTS = ("A", "B")
 
@@ -197,8 +198,7 @@ class CifarResNet(nn.Module):
                                  return_features=return_features)
 
     def _block(self, filters: int, strides: int) -> nn.Module:
-        if self.shortcut not in _SHORTCUTS:
-            raise ValueError(f"shortcut must be one of {_SHORTCUTS}, got {self.shortcut!r}")
+        require_choice(self.shortcut, "shortcut", _SHORTCUTS)
         common = dict(filters=filters, strides=strides, shortcut=self.shortcut, dtype=self.dtype)
         if self.block == "basic":
             return BasicBlock(zero_init_residual=self.zero_init_residual, **common)

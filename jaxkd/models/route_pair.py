@@ -19,6 +19,8 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxkd.validation import fail
+
 
 class RoutePair(nn.Module):
     """Teacher + student; `return_features=True` gives (student logits, teacher logits).
@@ -57,8 +59,7 @@ def validate(kwargs: dict) -> None:
     for role in ("teacher", "student"):
         name = kwargs[f"{role}_model"]
         if not isinstance(name, str) or not name:
-            raise ValueError(f"route_pair: {role}_model must name a zoo model, got {name!r}")
+            fail(f"route_pair: {role}_model", "must name a zoo model", name)
         items = kwargs[f"{role}_overrides"]
         if not all(isinstance(i, (tuple, list)) and len(i) == 2 for i in items):
-            raise ValueError(f"route_pair: {role}_overrides must be (name, value) pairs, "
-                             f"got {items!r}")
+            fail(f"route_pair: {role}_overrides", "must be (name, value) pairs", items)

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaxkd.models.common import ModelSpec, check_unit_interval, spec
+from jaxkd.models.common import ModelSpec, spec
 from jaxkd.models.resnet_cifar import CifarResNet
+from jaxkd.validation import require_number
 
 
 def _validate(kwargs: dict[str, Any]) -> None:
-    check_unit_interval("dropout_rate", kwargs["dropout_rate"])
+    require_number(kwargs["dropout_rate"], "model override dropout_rate", low=0, high=1,
+                   high_open=True)
 
 
 def wide_resnet(depth: int, widen_factor: int) -> ModelSpec:

@@ -185,7 +185,7 @@ def test_bad_teacher_checkpoint_is_a_clear_error_before_compiling(runs, tmp_path
         big = _largest_file(anchor / "state")
         big.write_bytes(big.read_bytes()[:10])
     elif case == "other_model":
-        changes["rco.teacher_model"] = "resnet14"
+        changes["teacher.model"] = "resnet14"
     else:   # the student's data has 5 classes, the teacher was trained on 4
         npz = write_tiny_npz(tmp_path / "five.npz")
         arrays = dict(np.load(npz))

@@ -1,8 +1,8 @@
 """Run a grid of configs over seeds, resumably, and tabulate mean ± std over seeds.
 
-Command::
+Command (`jaxkd grid` is the same)::
 
-    python -m jaxkd.experiments --grid=experiments/cpu_cifar100.py --root=DIR [--seeds=3]
+    python -m jaxkd.grid --grid=grids/cpu_cifar100.py --root=DIR [--seeds=3]
 
 A grid file is a Python file whose `get_grid()` returns {name: ConfigDict} (each built from
 `jaxkd.config.default_config()`). Each (name, seed k) runs with `config.seed = k` in its own
@@ -12,24 +12,26 @@ exists is skipped; an unfinished one resumes where it stopped (`jaxkd.run.run` r
 mid-phase), so rerunning the same command after a crash or a kill continues the grid.
 `--only=a,b` restricts the grid; `--summary_only` rewrites the table without running.
 
-Each run is a child process (`--run_one`): a crash, an out-of-memory kill or a bad config in
-one run is recorded and the grid goes on; each run starts with a clean JAX (no compile
-caches or device buffers piling up over dozens of runs); the child's log goes to
+Each run is a child process (`python -m jaxkd.grid --run_one=NAME:SEED`, a flag --help
+does not list): a crash, an out-of-memory kill or a bad config in one run is recorded and
+the grid goes on; each run starts with a clean JAX (no compile caches or device buffers
+piling up over dozens of runs); the child's log goes to
 `DIR/<name>/seed<k>/run.log`, the parent prints a line per start / finish with an ETA. The
 cost is a few seconds of start-up per run (set JAX_COMPILATION_CACHE_DIR to share compiled
 programs between runs). `--in_process` runs everything in this process instead.
 
 At the end (and after every finished run) `DIR/summary.md` and `DIR/summary.json` hold, per
 config, the mean ± sample std over the finished seeds of each phase's best and last test
-top-1, of each ensemble, and of the wall time; then `jaxkd.report.write_report` (if present)
-writes the per-run reports and per-config aggregate figures (`DIR/<name>/aggregate.md`).
+top-1, of each ensemble, and of the wall time; then `jaxkd.report.write_report` (unless
+`--noreport`) writes the per-run reports and per-config aggregate figures
+(`DIR/<name>/aggregate.md`).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
+import logging
 import pathlib
 import subprocess
 import sys
@@ -37,8 +39,12 @@ import time
 from typing import Mapping, Sequence
 
 import numpy as np
+from absl import app, flags
+
+from jaxkd import analysis, report as report_lib, run as run_lib
 
 RESULTS = "results.json"
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"   # a child's run.log
 
 
 def load_grid(path: str | pathlib.Path) -> dict:
@@ -69,13 +75,6 @@ def is_finished(workdir: pathlib.Path) -> bool:
     return (pathlib.Path(workdir) / RESULTS).exists()
 
 
-def _mean_std(values: Sequence[float]) -> dict:
-    """{'mean', 'std' (sample, ddof=1; 0 for one run), 'n'} as `jaxkd.analysis.mean_std`."""
-    x = np.asarray(list(values), np.float64)
-    return {"mean": float(x.mean()) if len(x) else float("nan"),
-            "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0, "n": len(x)}
-
-
 def run_wall_time(results: Mapping) -> float:
     """Training time of a run: the phases' accumulated wall time (survives resumes)."""
     times = [p["wall_time"] for p in results.get("phases", []) if "wall_time" in p]
@@ -83,38 +82,16 @@ def run_wall_time(results: Mapping) -> float:
 
 
 def aggregate(results_list: Sequence[Mapping]) -> dict:
-    """Mean ± std over runs of each phase's best/last top-1, each ensemble, the wall time.
-
-    Uses `jaxkd.analysis.aggregate_results` when present (it also gives top-5) and adds
-    each phase's model, each ensemble's members and the wall time.
-    """
-    try:
-        from jaxkd.analysis import aggregate_results
-        agg = aggregate_results(results_list)
-    except (ImportError, AttributeError):
-        agg = _aggregate_top1(results_list)
+    """Mean ± std over runs of each phase's best/last top-1 and top-5, each ensemble, the
+    wall time: `jaxkd.analysis.aggregate_results` plus each phase's model, each
+    ensemble's members and the wall time."""
+    agg = analysis.aggregate_results(results_list)
     for res in results_list:
         for rec in res.get("phases", []):
             agg["phases"].get(rec["name"], {}).setdefault("model", rec.get("model", ""))
         for name, ens in res.get("ensembles", {}).items():
             agg["ensembles"].get(name, {}).setdefault("members", ens.get("members", []))
-    return dict(agg, wall_time=_mean_std([run_wall_time(r) for r in results_list]))
-
-
-def _aggregate_top1(results_list: Sequence[Mapping]) -> dict:
-    phases, ensembles = {}, {}
-    for res in results_list:
-        for rec in res.get("phases", []):
-            row = phases.setdefault(rec["name"], {})
-            for key in ("best_top1", "last_top1"):
-                if key in rec:
-                    row.setdefault(key, []).append(rec[key])
-        for name, ens in res.get("ensembles", {}).items():
-            ensembles.setdefault(name, {}).setdefault("top1", []).append(ens["top1"])
-    stats = lambda table: {n: {k: _mean_std(v) for k, v in row.items()}
-                           for n, row in table.items()}
-    return {"runs": len(results_list), "phases": stats(phases),
-            "ensembles": stats(ensembles)}
+    return dict(agg, wall_time=analysis.mean_std([run_wall_time(r) for r in results_list]))
 
 
 def collect(root: pathlib.Path, grid: Mapping, seeds: Sequence[int]) -> dict:
@@ -122,8 +99,7 @@ def collect(root: pathlib.Path, grid: Mapping, seeds: Sequence[int]) -> dict:
     out = {}
     for name, config in grid.items():
         done = [s for s in seeds if is_finished(workdir_of(root, name, s))]
-        results = [json.loads((workdir_of(root, name, s) / RESULTS).read_text())
-                   for s in done]
+        results = [analysis.load_results(workdir_of(root, name, s)) for s in done]
         out[name] = dict(aggregate(results), method=config.method, model=config.model,
                          seeds=done, pending=[s for s in seeds if s not in done])
     return out
@@ -174,25 +150,19 @@ def write_summary(root: pathlib.Path, grid: Mapping, seeds: Sequence[int], title
 
 
 def write_reports(root: pathlib.Path, summary: Mapping) -> None:
-    """Per-run reports and per-config aggregate figures through `jaxkd.report`, if any."""
-    try:
-        from jaxkd.report import write_report
-    except (ImportError, AttributeError):
-        return
+    """Per-run reports and per-config aggregate figures (`jaxkd.report.write_report`)."""
     for name, s in summary.items():
         if s["seeds"]:
             try:
-                write_report([workdir_of(root, name, k) for k in s["seeds"]],
-                             out=root / name, evaluate=False)
+                report_lib.write_report([workdir_of(root, name, k) for k in s["seeds"]],
+                                        out=root / name, evaluate=False)
             except Exception as err:  # a figure must never lose the grid's numbers
                 print(f"report of {name} failed: {err!r}", flush=True)
 
 
 def run_one(grid_path: str, name: str, seed: int, root: pathlib.Path) -> None:
     """Runs one (config, seed) in this process (the child's side of `--run_one`)."""
-    import logging
-    from jaxkd import run as run_lib
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)   # orbax's per-save chatter
     config = seeded(load_grid(grid_path)[name], seed)
@@ -200,7 +170,7 @@ def run_one(grid_path: str, name: str, seed: int, root: pathlib.Path) -> None:
 
 
 def _child(grid_path: str, root: pathlib.Path, name: str, seed: int) -> int:
-    cmd = [sys.executable, "-m", "jaxkd.experiments", f"--grid={grid_path}",
+    cmd = [sys.executable, "-m", "jaxkd.grid", f"--grid={grid_path}",
            f"--root={root}", f"--run_one={name}:{seed}"]
     with open(workdir_of(root, name, seed) / "run.log", "a") as log:
         return subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -263,35 +233,58 @@ def run_grid(grid_path: str, root: str | pathlib.Path, seeds: Sequence[int], *,
     return len(failed)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxkd.experiments",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", required=True, help="grid file with get_grid()")
-    parser.add_argument("--root", required=True, help="directory of the workdirs and summary")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
-    parser.add_argument("--only", default="", help="comma-separated config names to run")
-    parser.add_argument("--noreport", action="store_true", help="skip jaxkd.report figures")
-    parser.add_argument("--in_process", action="store_true",
-                        help="run in this process instead of one child process per run")
-    parser.add_argument("--summary_only", action="store_true", help="only (re)write summary")
-    parser.add_argument("--run_one", default="", help=argparse.SUPPRESS)  # NAME:SEED (child)
-    args = parser.parse_args(argv)
-    root = pathlib.Path(args.root).absolute()
-    if args.run_one:
-        name, seed = args.run_one.rsplit(":", 1)
-        run_one(args.grid, name, int(seed), root)
+# -- command line: `python -m jaxkd.grid` (app.run) and `jaxkd grid` (jaxkd.cli.grid) --
+CHILD_MODULE = "jaxkd.grid (internal)"   # the child's flag: not in --help (main module)
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS, *, child: bool = True) -> None:
+    """The grid's flags in `fv` (`child`: also `--run_one`, the hidden child mode)."""
+    flags.DEFINE_string("grid", None, "Grid file with get_grid().", flag_values=fv)
+    flags.DEFINE_string("root", None, "Directory of the workdirs and the summary.",
+                        flag_values=fv)
+    flags.DEFINE_integer("seeds", 3, "Seeds 0 .. N-1.", flag_values=fv)
+    flags.DEFINE_string("only", "", "Comma-separated config names to run.", flag_values=fv)
+    flags.DEFINE_bool("report", True, "Per-run reports and aggregate figures "
+                      "(jaxkd.report); --noreport skips them.", flag_values=fv)
+    flags.DEFINE_bool("in_process", False, "Run in this process instead of one child "
+                      "process per run.", flag_values=fv)
+    flags.DEFINE_bool("summary_only", False, "Only (re)write the summary.", flag_values=fv)
+    if child:
+        flags.DEFINE_string("run_one", "", "NAME:SEED: run that one in this process (what "
+                            "the grid's child processes do).", flag_values=fv,
+                            module_name=CHILD_MODULE)
+    flags.mark_flags_as_required(["grid", "root"], flag_values=fv)
+
+
+def main_with(fv: flags.FlagValues) -> int:
+    """The command, on parsed flags; the exit code (1: some run failed)."""
+    root = pathlib.Path(fv["root"].value).absolute()
+    grid_path = fv["grid"].value
+    if "run_one" in fv and fv["run_one"].value:
+        name, seed = fv["run_one"].value.rsplit(":", 1)
+        # The child's log in its own format, not through the absl handler app.run set up.
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+        run_one(grid_path, name, int(seed), root)
         return 0
-    seeds = list(range(args.seeds))
-    if args.summary_only:
-        summary = write_summary(root, load_grid(args.grid), seeds, title=args.grid)
-        if not args.noreport:
+    seeds = list(range(fv["seeds"].value))
+    if fv["summary_only"].value:
+        summary = write_summary(root, load_grid(grid_path), seeds, title=grid_path)
+        if fv["report"].value:
             write_reports(root, summary)
         print(root / "summary.md")
         return 0
-    only = [n for n in args.only.split(",") if n]
-    return int(run_grid(args.grid, root, seeds, only=only, report=not args.noreport,
-                        isolate=not args.in_process) > 0)
+    only = [n for n in fv["only"].value.split(",") if n]
+    return int(run_grid(grid_path, root, seeds, only=only, report=fv["report"].value,
+                        isolate=not fv["in_process"].value) > 0)
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of `python -m jaxkd.grid` (absl's app.run, global flags)."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
+    return main_with(flags.FLAGS)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    define_flags()
+    app.run(main)

@@ -3,7 +3,7 @@
 Command (one accelerator; every run is resumable, rerun the same command after a stop)::
 
     JAXKD_CIFAR100=/path/cifar-100-binary.tar.gz \
-    python -m jaxkd.experiments --grid=experiments/gpu_cifar100.py \
+    python -m jaxkd.grid --grid=grids/gpu_cifar100.py \
         --root=/tmp/kd_gpu_cifar100 --seeds=3 [--only=baseline_resnet20,sd_t2_resnet20]
 
 Data: the full CIFAR-100 training set (50 000) and test set (10 000), binary version
@@ -74,7 +74,7 @@ def get_grid():
         for t in (2.0, 3.0):
             c = base(depth, "cosine")
             c.method = "snapshot_distillation"
-            c.snapshot.cycles, c.snapshot.temperature, c.snapshot.peak_lr = 4, t, 0.1
+            c.snapshot.cycles, c.snapshot.temperature = 4, t   # cycles restart at base_lr
             grid[f"sd_t{int(t)}_resnet{depth}"] = c
         c = base(depth, "step")
         c.method, c.generations, c.born_again.variant = "born_again", 2, "ban"

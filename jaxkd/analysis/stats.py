@@ -2,7 +2,8 @@
 
 Pure numpy functions (they accept numpy or jax arrays and return numpy values or floats),
 the statistics the tolerant-teacher paper uses to look inside a generation, plus agreement
-between a student and its teacher and calibration. `jaxkd.analysis` re-exports them.
+between a student and its teacher, accuracy and calibration. `jaxkd.analysis` re-exports
+them.
 
 References:
     [TT] Yang et al., "Knowledge Distillation in Generations: More Tolerant Teachers Educate
@@ -10,12 +11,16 @@ References:
         Eqn 4 and Table 2 (Dist^C, Dist^S).
     [KD] Hinton et al., "Distilling the Knowledge in a Neural Network", 2015, Eqn 2 (the
         KL between teacher and student distributions).
+    [RCO] Jin et al., ICCV 2019, Algorithm 2 (H: the KL of the student to an anchor).
     [ECE] Guo et al., "On Calibration of Modern Neural Networks", ICML 2017, Eqn 3.
 """
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
+
+from jaxkd import losses
 
 ECE_BINS = 15
 
@@ -130,17 +135,25 @@ def top1_agreement(student_logits, teacher_logits) -> float:
                          np.argmax(_f64(teacher_logits), -1)))
 
 
-def mean_kl(teacher_logits, student_logits, temperature: float = 1.0) -> float:
-    """Mean over samples of KL(softmax(t / T) || softmax(z / T)), in nats.
+def mean_kl(p_logits, q_logits, temperature: float = 1.0) -> float:
+    """Mean over samples of KL(softmax(p / T) || softmax(q / T)), in nats.
+
+    The mean of `jaxkd.losses.kl_divergence` (the one KL of the package; the argument
+    order is the divergence's): `mean_kl(teacher, student)` is the KL term a student of
+    [KD] / [TT] minimises; `mean_kl(student, anchor)` is RCO's H of Algorithm 2.
 
     References:
-        [KD] Eqn 2 (softened distributions); [TT] Eqn 2 (the KL term of generation m).
+        [KD] Eqn 2 (softened distributions); [TT] Eqn 2; [RCO] Algorithm 2.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    log_t = log_softmax(_f64(teacher_logits) / temperature)
-    log_s = log_softmax(_f64(student_logits) / temperature)
-    return float(np.mean(np.sum(np.exp(log_t) * (log_t - log_s), axis=-1)))
+    return float(np.mean(np.asarray(losses.kl_divergence(
+        jnp.asarray(p_logits, jnp.float32), jnp.asarray(q_logits, jnp.float32),
+        temperature=temperature))))
+
+
+def topk_accuracy(logits, labels, k: int = 1) -> float:
+    """Fraction of examples whose label is among the k highest logits."""
+    top = np.argsort(-np.asarray(logits), axis=-1)[:, :k]
+    return float(np.mean(np.any(top == np.asarray(labels)[:, None], axis=-1)))
 
 
 def expected_calibration_error(logits, labels, num_bins: int = ECE_BINS) -> float:

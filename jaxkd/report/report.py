@@ -32,9 +32,12 @@ import pathlib
 from typing import Sequence
 
 import jax
-import ml_collections
 
-from jaxkd import analysis, figures, plans
+from jaxkd import analysis, config as config_lib, plans
+from jaxkd import workdir as workdir_lib
+from jaxkd.engine import loop
+from jaxkd.report import figures
+from jaxkd.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ AGGREGATE_PNG = "aggregate_accuracy.png"
 # -- reading a workdir -----------------------------------------------------------------
 def read_metrics(workdir: pathlib.Path) -> list[dict]:
     """The records of `metrics.jsonl` (empty if absent)."""
-    path = pathlib.Path(workdir) / "metrics.jsonl"
+    path = workdir_lib.metrics_path(workdir)
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -55,26 +58,25 @@ def read_metrics(workdir: pathlib.Path) -> list[dict]:
 
 def read_config(workdir: pathlib.Path) -> dict:
     """The run's `config.json` as a dict."""
-    return json.loads((pathlib.Path(workdir) / "config.json").read_text())
+    return workdir_lib.read_json(workdir_lib.config_path(workdir))
 
 
 def load_plan(workdir: pathlib.Path) -> list[plans.Phase]:
     """The run's plan, rebuilt from `config.json` (pure: no data, no compile)."""
-    return plans.build(ml_collections.ConfigDict(read_config(workdir)))
+    return plans.build(config_lib.from_saved(read_config(workdir)))
 
 
 def phase_records(workdir: pathlib.Path, metrics: list[dict], plan) -> list[dict]:
     """Per-phase records: from results.json, else summarised from metrics.jsonl."""
-    path = pathlib.Path(workdir) / "results.json"
+    path = workdir_lib.results_path(workdir)
     if path.exists():
-        return json.loads(path.read_text())["phases"]
-    from jaxkd.engine import loop  # summary of an unfinished run
+        return workdir_lib.read_json(path)["phases"]
     out = []
     for phase in plan:
         history = [m for m in metrics if m["phase"] == phase.name and m["kind"] == "eval"]
         if history:
             out.append(dict(name=phase.name, role=phase.role, model=phase.model,
-                            **loop.summarize(history, phase.num_epochs)))
+                            **loop.history_summary(history, phase.num_epochs)))
     return out
 
 
@@ -147,15 +149,6 @@ def _pm(stat: dict | None) -> str:
     return "-" if not stat else f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}"
 
 
-def _teacher_text(ref) -> str:
-    if ref is None:
-        return "-"
-    where = ref.checkpoint or "+".join(ref.phases)
-    if ref.select:
-        return f"{ref.select} anchor of {where}"
-    return f"{where} @ epoch {ref.anchor}" if ref.anchor else where
-
-
 def phase_section(records: list[dict], plan) -> str:
     """Per phase: how it was trained, best (epoch) and last test accuracy."""
     by_name = {p.name: p for p in plan}
@@ -163,7 +156,7 @@ def phase_section(records: list[dict], plan) -> str:
     for r in records:
         p = by_name.get(r["name"])
         rows.append([r["name"], r["role"], r["model"], p.init if p else "-",
-                     _teacher_text(p.teacher) if p else "-", p.loss if p else "-",
+                     plans.describe_teacher(p.teacher) if p else "-", p.loss if p else "-",
                      r.get("epochs", "-"), f"{pct(r.get('best_top1'))} ({r.get('best_epoch')})",
                      pct(r.get("last_top1")), pct(r.get("best_top5")), pct(r.get("last_top5")),
                      f"{r.get('wall_time', 0):.0f}"])
@@ -248,15 +241,13 @@ def distance_section(summary: dict) -> str:
 
 
 # -- one workdir -----------------------------------------------------------------------
-def _evaluate(workdir: pathlib.Path) -> tuple[dict, dict, tuple]:
+def _checkpoint_statistics(workdir: pathlib.Path) -> tuple[dict, dict, tuple]:
     """Checkpoint statistics, 2nd-class matrices (train split, else test), class names."""
-    runner, programs = analysis.load_runner(workdir), {}
-    test = analysis.evaluate_workdir(workdir, "test", features=True, runner=runner,
-                                     programs=programs)
+    ws = Workspace.from_workdir(workdir)
+    test = analysis.evaluate_workdir(workdir, "test", features=True, workspace=ws)
     train = None
-    if not runner.splits.streaming:   # ImageNet: no pass over the training set
-        train = analysis.evaluate_workdir(workdir, "train", features=True, runner=runner,
-                                          programs=programs)
+    if not ws.splits.streaming:   # ImageNet: no pass over the training set
+        train = analysis.evaluate_workdir(workdir, "train", features=True, workspace=ws)
     src = train or test
     matrices = {f"{n} ({src.split})": analysis.second_class_matrix(
         src.logits[n], src.labels, src.num_classes) for n in src.names}
@@ -299,15 +290,15 @@ def workdir_report(workdir: str | pathlib.Path, *, evaluate: bool = True) -> pat
     workdir = pathlib.Path(workdir).absolute()
     plan, metrics = load_plan(workdir), read_metrics(workdir)
     records = phase_records(workdir, metrics, plan)
-    results_path = workdir / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results_path = workdir_lib.results_path(workdir)
+    results = workdir_lib.read_json(results_path) if results_path.exists() else {}
     summary, matrices, class_names, note = _earlier_summary(workdir, records), {}, (), ""
     if evaluate and jax.process_count() > 1:   # process 0 alone cannot drive a global mesh
         note = ("\n_Checkpoint statistics skipped in a multi-host run: run `python -m "
                 "jaxkd.report --workdir=...` on one host._\n")
     elif evaluate:
         try:
-            summary, matrices, class_names = _evaluate(workdir)
+            summary, matrices, class_names = _checkpoint_statistics(workdir)
         except Exception as err:  # the report still shows what results/metrics hold
             log.warning("checkpoint analysis of %s failed: %s", workdir, err)
             note = f"\n_Checkpoint analysis failed: {type(err).__name__}: {err}_\n"
@@ -323,9 +314,9 @@ def workdir_report(workdir: str | pathlib.Path, *, evaluate: bool = True) -> pat
                 agreement_section(summary), distance_section(summary),
                 "## Figures\n\n" + "\n\n".join(f"![{p[:-4]}]({p})" for p in pngs)]
     path = workdir / REPORT
-    path.write_text("\n\n".join(s for s in sections if s) + "\n")
+    workdir_lib.write_text_atomic(path, "\n\n".join(s for s in sections if s) + "\n")
     if matrices:
-        (workdir / ANALYSIS_JSON).write_text(json.dumps(summary, indent=2, sort_keys=True))
+        workdir_lib.write_json_atomic(workdir / ANALYSIS_JSON, summary)
     return path
 
 
@@ -351,11 +342,10 @@ _COMPARE_FREE = ("config.seed",)
 def config_differences(workdirs: Sequence[pathlib.Path]) -> dict[str, list[str]]:
     """For each workdir after the first, the `field: first -> this` lines of its config.json
     that differ from the first workdir's, other than the seed (empty: comparable runs)."""
-    from jaxkd import run as run_lib
     first = read_config(workdirs[0])
     out = {}
     for w in workdirs[1:]:
-        diff = [line for line in run_lib.config_diff(first, read_config(w))
+        diff = [line for line in config_lib.config_diff(first, read_config(w))
                 if line.split(":", 1)[0] not in _COMPARE_FREE]
         if diff:
             out[str(w)] = diff
@@ -412,8 +402,8 @@ def aggregate_report(workdirs: Sequence[pathlib.Path], out: pathlib.Path, *,
                     md_table(["ensemble", "runs", "top-1", "top-5"], ens))
     text.append(f"## Figure\n\n![aggregate]({AGGREGATE_PNG})")
     path = out / AGGREGATE
-    path.write_text("\n\n".join(text) + "\n")
-    (out / AGGREGATE_JSON).write_text(json.dumps(agg, indent=2, sort_keys=True))
+    workdir_lib.write_text_atomic(path, "\n\n".join(text) + "\n")
+    workdir_lib.write_json_atomic(out / AGGREGATE_JSON, agg)
     return path
 
 
@@ -440,37 +430,3 @@ def write_report(workdirs: Sequence[str | pathlib.Path], out: str | pathlib.Path
         paths.append(aggregate_report(workdirs, pathlib.Path(out or workdirs[0]).absolute(),
                                       allow_config_diff=allow_config_diff))
     return paths
-
-
-def main(argv) -> None:
-    """Entry point of `python -m jaxkd.report`."""
-    from absl import flags
-    if len(argv) > 1:
-        raise SystemExit(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-restore chatter
-    f = flags.FLAGS
-    try:
-        paths = write_report(f.workdir, f.out, evaluate=f.evaluate,
-                             allow_config_diff=f.allow_config_diff)
-    except ConfigsDifferError as err:
-        raise SystemExit(f"jaxkd.report: {err}") from None
-    for path in paths:
-        print(path)
-
-
-def _define_flags() -> None:
-    """Flags only for the command line (jaxkd.main defines its own --workdir)."""
-    from absl import flags
-    flags.DEFINE_multi_string("workdir", None, "Run directory; repeat for several runs.")
-    flags.DEFINE_string("out", None, "Directory of the aggregate (default: first workdir).")
-    flags.DEFINE_bool("evaluate", True, "Re-evaluate the final checkpoints.")
-    flags.DEFINE_bool("allow_config_diff", False, "Average runs whose configs differ in more "
-                      "than the seed (default: refuse).")
-    flags.mark_flags_as_required(["workdir"])
-
-
-if __name__ == "__main__":
-    from absl import app
-    _define_flags()
-    app.run(main)

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from jaxkd import experiments
+from jaxkd import grid
 from tests.helpers import write_tiny_npz
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def grid_file(tmp_path_factory):
 def finished_root(grid_file, tmp_path_factory):
     """The tiny grid (2 configs x 2 seeds) run in this process."""
     root = tmp_path_factory.mktemp("root")
-    failures = experiments.run_grid(str(grid_file), root, [0, 1], report=False,
+    failures = grid.run_grid(str(grid_file), root, [0, 1], report=False,
                                     isolate=False)
     assert failures == 0
     return root
@@ -91,13 +91,13 @@ def test_rerun_skips_finished_and_resumes_the_unfinished_one(finished_root, grid
     before = json.loads(victim.read_text())
     victim.unlink()
     untouched = (finished_root / "base" / "seed0" / "results.json").stat().st_mtime_ns
-    summary = experiments.write_summary(finished_root, experiments.load_grid(grid_file),
+    summary = grid.write_summary(finished_root, grid.load_grid(grid_file),
                                         [0, 1])
     assert summary["sd"]["pending"] == [1] and summary["sd"]["runs"] == 1
     assert "Pending or failed (1): sd/seed1" in (finished_root / "summary.md").read_text()
 
     out = subprocess.run(
-        [sys.executable, "-m", "jaxkd.experiments", f"--grid={grid_file}",
+        [sys.executable, "-m", "jaxkd.grid", f"--grid={grid_file}",
          f"--root={finished_root}", "--seeds=2", "--noreport"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -120,7 +120,7 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path, grid_file):
             grid["sd"].model = "no_such_model"
             return grid
     """))
-    failures = experiments.run_grid(str(bad), tmp_path / "root", [0], report=False,
+    failures = grid.run_grid(str(bad), tmp_path / "root", [0], report=False,
                                     isolate=False)
     assert failures == 1
     summary = json.loads((tmp_path / "root" / "summary.json").read_text())
@@ -132,11 +132,38 @@ def test_grid_names_must_be_directory_names(tmp_path):
     path.write_text("from jaxkd.config import default_config\n"
                     "def get_grid():\n    return {'a/b': default_config()}\n")
     with pytest.raises(ValueError, match="not a directory name"):
-        experiments.load_grid(path)
+        grid.load_grid(path)
 
 
 def test_grid_files_of_the_repository_build_valid_plans():
-    from jaxkd import run as run_lib
-    for path in sorted((REPO / "experiments").glob("*.py")):
-        for name, config in experiments.load_grid(path).items():
-            run_lib.validate(experiments.seeded(config, 2))
+    from jaxkd import plans
+    paths = sorted((REPO / "grids").glob("*.py"))
+    assert [p.name for p in paths] == ["cpu_cifar100.py", "gpu_cifar100.py"]
+    for path in paths:
+        for name, config in grid.load_grid(path).items():
+            plans.validate(grid.seeded(config, 2))
+
+
+@pytest.mark.parametrize("command", [["-m", "jaxkd.grid"], ["-m", "jaxkd.main", "grid"]])
+def test_help_lists_the_flags_but_not_the_child_mode(command):
+    """`python -m jaxkd.grid --help` and `jaxkd grid --help`: absl flags; `--run_one` (the
+    child processes' mode) stays out of the help."""
+    out = subprocess.run([sys.executable, *command, "--help"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    # absl's app.run exits 1 after --help (as `python -m jaxkd.report --help`); the
+    # `jaxkd` subcommands exit 0.
+    assert out.returncode == (1 if command[-1] == "jaxkd.grid" else 0), out.stderr
+    listed = out.stdout.split("\nflags:", 1)[1]
+    for flag in ("--grid", "--root", "--seeds", "--only", "--[no]report", "--[no]in_process",
+                 "--[no]summary_only"):
+        assert flag in listed, flag
+    assert "run_one" not in listed
+
+
+def test_cli_grid_summary_only(finished_root, grid_file):
+    """`jaxkd grid --summary_only` rewrites the table from the finished runs."""
+    from jaxkd.cli import grid as grid_command
+    (finished_root / "summary.md").unlink()
+    assert grid_command.run(["jaxkd grid", f"--grid={grid_file}", f"--root={finished_root}",
+                             "--seeds=2", "--summary_only", "--noreport"]) == 0
+    assert "snapshot_ensemble" in (finished_root / "summary.md").read_text()

@@ -3,7 +3,7 @@
 Command (2 shared CPU cores; see RESULTS.md for the measured wall time)::
 
     JAXKD_CIFAR100=/path/cifar-100-binary \
-    python -m jaxkd.experiments --grid=experiments/cpu_cifar100.py \
+    python -m jaxkd.grid --grid=grids/cpu_cifar100.py \
         --root=/work/kd_runs/cpu_cifar100 --seeds=3
 
 Data: real CIFAR-100 (binary version). Training set: a stratified subset of
@@ -67,7 +67,7 @@ def get_grid():
 
     c = base()
     c.method = "snapshot_distillation"
-    c.snapshot.cycles, c.snapshot.temperature, c.snapshot.peak_lr = 2, 2.0, 0.1
+    c.snapshot.cycles, c.snapshot.temperature = 2, 2.0   # each cycle restarts at base_lr
     grid["sd_k2_t2"] = c
 
     for name, u in (("tt_d06_06", 0.6), ("tt_d10_06", 1.0)):
@@ -80,7 +80,7 @@ def get_grid():
     c = base()
     c.method = "rco"
     c.rco.mode = "kd"
-    c.rco.teacher_model = "resnet14"
+    c.teacher.model = "resnet14"          # the RCO teacher (mode 'kd': its last epoch)
     c.rco.teacher_epochs = EPOCHS
     c.rco.anchor_every_epochs = EPOCHS
     c.rco.teacher_lr = 0.1
