@@ -79,6 +79,13 @@ def _h_data(r):
             ("batch alone / step", f"{100 * r['batch_share_of_step']:.1f}%")]
 
 
+def _h_chunks(r):
+    v = r["variants"]
+    return [(f"{r['steps']} steps, one call each, ms", _f(v["per_step"]["median_s"] * 1e3)),
+            (f"{r['steps']} steps in one call, ms", _f(v["chunk"]["median_s"] * 1e3)),
+            ("chunk speed-up", f"x{r['speedup']:.2f}")]
+
+
 def _h_scaling(r):
     rows = [(f"{x['devices']} dev ms/step (x vs 1)",
              f"{x['median_step_s'] * 1e3:.1f} ({x['time_vs_first']:.2f})") for x in r["rows"]]
@@ -121,6 +128,9 @@ def cpu_suite() -> list[Entry]:
          _h_roofline),
         ("data_pipeline", "benchmarks.data_pipeline",
          ["--model=resnet20", b, "--rounds=8"], _h_data),
+        ("compiled_chunks", "benchmarks.compiled_chunks",
+         ["--model=resnet8", "--batch_size=32", "--steps=8", "--rounds=4", "--plain"],
+         _h_chunks),
         ("whole_run", "benchmarks.whole_run",
          ["--model=resnet8", "--epochs=4", "--cycles=4", "--generations=1",
           "--train_per_class=0", "--batch_size=100"], _h_whole),
@@ -156,6 +166,9 @@ def gpu_suite() -> list[Entry]:
           "--stream_mib=1024", "--rounds=10"], _h_roofline),
         ("data_pipeline_resnet56", "benchmarks.data_pipeline",
          ["--model=resnet56", "--batch_size=512", "--rounds=20"], _h_data),
+        ("compiled_chunks_resnet20", "benchmarks.compiled_chunks",
+         ["--model=resnet20", "--batch_size=128", "--steps=39", "--rounds=10", "--plain"],
+         _h_chunks),
         ("whole_run", "benchmarks.whole_run",
          ["--model=resnet20", "--epochs=8", "--cycles=4", "--generations=2",
           "--train_per_class=0", "--batch_size=128"], _h_whole),
@@ -173,6 +186,8 @@ def smoke_suite() -> list[Entry]:
          [*tiny, "--rounds=2", "--matmul_n=128", "--stream_mib=8"], _h_roofline),
         ("data_pipeline", "benchmarks.data_pipeline", [*tiny, "--rounds=2", "--warmup=1"],
          _h_data),
+        ("compiled_chunks", "benchmarks.compiled_chunks",
+         [*tiny, "--steps=2", "--rounds=2", "--warmup=1", "--plain"], _h_chunks),
         ("whole_run", "benchmarks.whole_run",
          ["--model=resnet8", "--epochs=4", "--cycles=4", "--generations=1",
           "--train_per_class=2", "--batch_size=10", "--eval_batch_size=500"], _h_whole),

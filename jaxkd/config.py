@@ -95,6 +95,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 0   # 0: at the end of every epoch.
     c.keep_checkpoints = 3
     c.log_every_steps = 50
+    # Train steps per compiled call: > 1 runs up to that many steps (never past an epoch's
+    # end, a logging window or a periodic checkpoint) in one program, a lax.scan over the
+    # device-resident data, so a fast accelerator is not held back by Python dispatch. The
+    # streaming (ImageNet) pipeline keeps one step per call.
+    c.steps_per_call = 1
     c.nonfinite = "stop"
     c.progress_bar = True
     c.num_devices = 0               # 0: every device of every host.
@@ -108,7 +113,7 @@ def default_config() -> ml_collections.ConfigDict:
 
 def _validate_positive_ints(config: ml_collections.ConfigDict) -> None:
     for field in ("batch_size", "eval_batch_size", "num_epochs", "eval_every_epochs",
-                  "keep_checkpoints", "log_every_steps"):
+                  "keep_checkpoints", "log_every_steps", "steps_per_call"):
         require_int(config[field], f"config.{field}", low=1)
     for field in ("checkpoint_every_steps", "num_devices", "generations", "seed"):
         require_int(config[field], f"config.{field}", low=0)

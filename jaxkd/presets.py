@@ -137,6 +137,22 @@ def cross_entropy(c: ml_collections.ConfigDict, *,
 # -- the papers' CIFAR-100 protocols ---------------------------------------------------
 
 
+def _cifar100_sgd(c: ml_collections.ConfigDict, *, model: str, batch_size: int,
+                  num_epochs: int, boundaries: tuple, schedule: str
+                  ) -> ml_collections.ConfigDict:
+    """CIFAR-100, CE, SGD Nesterov 0.9 with wd 1e-4 at lr 0.1: `schedule='step'` divides
+    the rate by 10 at `boundaries` ([TT]), 'cosine' is [SD]'s baseline (BL) schedule."""
+    cifar100(c)
+    cross_entropy(c)
+    c.model, c.batch_size, c.num_epochs = model, batch_size, num_epochs
+    sgd(c, weight_decay=1e-4)
+    if schedule == "step":
+        step_schedule(c, 0.1, boundaries)
+    else:
+        cosine_schedule(c, 0.1)
+    return c
+
+
 def cifar100_resnet(c: ml_collections.ConfigDict, depth: int, *,
                     schedule: str = "step") -> ml_collections.ConfigDict:
     """[TT]/[SD] CIFAR ResNet-`depth`: SGD Nesterov 0.9, wd 1e-4, batch 128, 164 epochs, lr 0.1.
@@ -144,17 +160,8 @@ def cifar100_resnet(c: ml_collections.ConfigDict, depth: int, *,
     `schedule='step'` divides the rate by 10 after epochs 82 and 123 ([TT]);
     `schedule='cosine'` is [SD]'s baseline (BL) schedule.
     """
-    cifar100(c)
-    cross_entropy(c)
-    c.model = f"resnet{depth}"
-    c.batch_size = 128
-    c.num_epochs = 164
-    sgd(c, weight_decay=1e-4)
-    if schedule == "step":
-        step_schedule(c, 0.1, (82, 123))
-    else:
-        cosine_schedule(c, 0.1)
-    return c
+    return _cifar100_sgd(c, model=f"resnet{depth}", batch_size=128, num_epochs=164,
+                         boundaries=(82, 123), schedule=schedule)
 
 
 def cifar100_densenet(c: ml_collections.ConfigDict, depth: int, *,
@@ -164,17 +171,8 @@ def cifar100_densenet(c: ml_collections.ConfigDict, depth: int, *,
     `schedule='step'` divides the rate by 10 after epochs 150 and 225 ([TT]);
     `schedule='cosine'` is [SD]'s baseline schedule.
     """
-    cifar100(c)
-    cross_entropy(c)
-    c.model = CIFAR_DENSENETS[depth]
-    c.batch_size = 64
-    c.num_epochs = 300
-    sgd(c, weight_decay=1e-4)
-    if schedule == "step":
-        step_schedule(c, 0.1, (150, 225))
-    else:
-        cosine_schedule(c, 0.1)
-    return c
+    return _cifar100_sgd(c, model=CIFAR_DENSENETS[depth], batch_size=64, num_epochs=300,
+                         boundaries=(150, 225), schedule=schedule)
 
 
 def wide_resnet_protocol(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

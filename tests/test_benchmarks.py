@@ -20,7 +20,7 @@ if str(REPO) not in sys.path:       # `benchmarks` is a top-level package beside
     sys.path.insert(0, str(REPO))
 
 SCRIPTS = ["step_throughput", "torch_reference", "roofline", "whole_run", "data_pipeline",
-           "scaling", "cpu_gap", "profile_step", "digests", "run"]
+           "scaling", "cpu_gap", "profile_step", "digests", "compiled_chunks", "run"]
 TINY = ["--model=resnet8", "--batch_size=8"]
 
 
@@ -120,6 +120,13 @@ def test_data_pipeline(tmp_path):
     r = _main("data_pipeline", [*TINY, "--rounds=2", "--warmup=1"], tmp_path)
     assert set(r["variants"]) == {"preplaced", "pipeline", "batch_only"}
     assert r["steps_per_epoch"] == 2500 // 8
+
+
+def test_compiled_chunks(tmp_path):
+    r = _main("compiled_chunks", [*TINY, "--steps=2", "--rounds=2", "--warmup=1", "--plain"],
+              tmp_path)
+    assert set(r["variants"]) == {"per_step", "chunk"} and r["steps"] == 2
+    assert r["speedup"] > 0
 
 
 def test_whole_run(tmp_path):

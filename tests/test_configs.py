@@ -457,13 +457,6 @@ def test_command_line_overrides_reach_a_config():
                     "--config.snapshot.temprature=2")
 
 
-def test_presets_is_a_helper_not_a_config():
-    from jaxkd import presets as module
-    assert not hasattr(module, "get_config")
-    assert module.command("sd_resnet20") == (
-        "python -m jaxkd.main --config=configs/sd_resnet20.py --workdir=/tmp/sd_resnet20")
-
-
 # -- baselines beside the papers' processes (LSR, CP) and override rows ---------------
 
 SELF_DISTILLATION = [n for n in PAPER_CONFIGS
@@ -539,42 +532,3 @@ def test_ban_table4_rows_are_documented_overrides():
             widths.add(student["stem_features"]
                        + student["layers_per_block"] * student["growth_rate"])
     assert widths == {120 + 14 * 60}                       # the teacher's block output
-
-
-def test_retired_fields_name_their_replacement():
-    """One field per value: the RCO teacher is config.teacher.model, an SD cycle's peak is
-    config.schedule.base_lr; a config still setting the old field is told so."""
-    from jaxkd import config as config_lib
-    for field, replacement in (("rco.teacher_model", "config.teacher.model"),
-                               ("snapshot.peak_lr", "config.schedule.base_lr")):
-        c = config_lib.default_config()
-        group, name = field.split(".")
-        with c.unlocked():
-            c[group][name] = "resnet56" if name == "teacher_model" else 0.2
-        with pytest.raises(ValueError, match=f"config.{field} was retired: .*{replacement}"):
-            config_lib.check_known_fields(c)
-
-
-def test_a_workdir_config_with_retired_fields_reads_as_the_run_it_made():
-    """config.json written before the fields were retired: migrate() moves them, so
-    analysis rebuilds the same plan and a resume sees no difference."""
-    import json
-    from jaxkd import config as config_lib, plans
-    sd = json.loads(config_lib.default_config().to_json())
-    sd.update(method="snapshot_distillation")
-    sd["snapshot"]["peak_lr"] = 0.2
-    new = config_lib.from_saved(sd)
-    assert "peak_lr" not in new.snapshot and new.schedule.base_lr == 0.2
-    assert dict(plans.build(new)[0].schedule)["base_lr"] == 0.2
-    rco = json.loads(config_lib.default_config().to_json())
-    rco.update(method="rco", num_epochs=160)
-    rco["rco"]["teacher_model"] = "resnet56"
-    moved = config_lib.from_saved(rco)
-    assert moved.teacher.model == "resnet56" and plans.build(moved)[0].model == "resnet56"
-    want = config_lib.default_config()
-    want.method, want.teacher.model, want.num_epochs = "rco", "resnet56", 160
-    assert config_lib.config_diff(rco, json.loads(want.to_json())) == []
-    # Other methods never read snapshot.peak_lr: it is dropped, schedule.base_lr kept.
-    base = json.loads(config_lib.default_config().to_json())
-    base["snapshot"]["peak_lr"] = 0.7
-    assert config_lib.from_saved(base).schedule.base_lr == 0.1

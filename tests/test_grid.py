@@ -1,4 +1,5 @@
-"""The grid harness: runs (config, seed) pairs, skips finished ones, resumes, aggregates."""
+"""jaxkd.grid, the grid harness: runs (config, seed) pairs, skips finished ones, resumes,
+aggregates. The `jaxkd grid` command: tests/cli/test_grid.py."""
 
 import json
 import pathlib
@@ -10,37 +11,22 @@ import numpy as np
 import pytest
 
 from jaxkd import grid
-from tests.helpers import write_tiny_npz
+from tests import shared_runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def grid_file(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("grid")
-    npz = write_tiny_npz(tmp / "tiny.npz")
-    path = tmp / "tiny_grid.py"
-    path.write_text(textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(REPO)!r})
-        from tests.helpers import tiny_config
-
-        def get_grid():
-            return {{"base": tiny_config({str(npz)!r}, num_epochs=1),
-                     "sd": tiny_config({str(npz)!r}, "snapshot_distillation",
-                                       **{{"snapshot.cycles": 2}})}}
-    """))
-    return path
+    """Two tiny configs, 'base' and 'sd' (`tests.shared_runs`, shared with
+    tests/cli/test_grid.py)."""
+    return shared_runs.tiny_grid_file(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def finished_root(grid_file, tmp_path_factory):
-    """The tiny grid (2 configs x 2 seeds) run in this process."""
-    root = tmp_path_factory.mktemp("root")
-    failures = grid.run_grid(str(grid_file), root, [0, 1], report=False,
-                                    isolate=False)
-    assert failures == 0
-    return root
+def finished_root(tmp_path_factory):
+    """The tiny grid (2 configs x 2 seeds) run in this process, once per session."""
+    return shared_runs.tiny_grid_root(tmp_path_factory)
 
 
 def _results(root, name, seed):
@@ -142,28 +128,3 @@ def test_grid_files_of_the_repository_build_valid_plans():
     for path in paths:
         for name, config in grid.load_grid(path).items():
             plans.validate(grid.seeded(config, 2))
-
-
-@pytest.mark.parametrize("command", [["-m", "jaxkd.grid"], ["-m", "jaxkd.main", "grid"]])
-def test_help_lists_the_flags_but_not_the_child_mode(command):
-    """`python -m jaxkd.grid --help` and `jaxkd grid --help`: absl flags; `--run_one` (the
-    child processes' mode) stays out of the help."""
-    out = subprocess.run([sys.executable, *command, "--help"], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
-    # absl's app.run exits 1 after --help (as `python -m jaxkd.report --help`); the
-    # `jaxkd` subcommands exit 0.
-    assert out.returncode == (1 if command[-1] == "jaxkd.grid" else 0), out.stderr
-    listed = out.stdout.split("\nflags:", 1)[1]
-    for flag in ("--grid", "--root", "--seeds", "--only", "--[no]report", "--[no]in_process",
-                 "--[no]summary_only"):
-        assert flag in listed, flag
-    assert "run_one" not in listed
-
-
-def test_cli_grid_summary_only(finished_root, grid_file):
-    """`jaxkd grid --summary_only` rewrites the table from the finished runs."""
-    from jaxkd.cli import grid as grid_command
-    (finished_root / "summary.md").unlink()
-    assert grid_command.run(["jaxkd grid", f"--grid={grid_file}", f"--root={finished_root}",
-                             "--seeds=2", "--summary_only", "--noreport"]) == 0
-    assert "snapshot_ensemble" in (finished_root / "summary.md").read_text()

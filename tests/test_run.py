@@ -12,10 +12,12 @@ import jax
 import numpy as np
 import pytest
 
-from jaxkd import checkpoints, config as config_lib, plans, run as run_lib
+from jaxkd import checkpoints, plans, run as run_lib
 from jaxkd.engine import sharding
 from jaxkd.workspace import Workspace
 from tests.helpers import crash_after, tiny_config, write_tiny_npz
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -166,17 +168,6 @@ def test_workdir_of_another_config_is_refused(npz, tmp_path):
     run_lib.run(changed, tmp_path)               # explicit override: resumes (all done)
 
 
-def test_fields_added_to_the_schema_since_do_not_block_a_resume():
-    """A workdir written before `data.heldout_mode` existed resumes at its default."""
-    config = tiny_config(pathlib.Path("x.npz"))
-    old = json.loads(config.to_json())
-    del old["data"]["heldout_mode"], old["init"]
-    assert config_lib.config_diff(old, json.loads(config.to_json())) == []
-    config.data.heldout_mode = "sample"
-    assert config_lib.config_diff(old, json.loads(config.to_json())) == [
-        "config.data.heldout_mode: 'carve' -> 'sample'"]
-
-
 def test_extending_a_finished_process_with_more_generations(npz, tmp_path):
     run_lib.run(tiny_config(npz, "born_again", generations=1, num_epochs=1), tmp_path)
     before = _final_params(tmp_path, "gen1")
@@ -288,3 +279,57 @@ def test_results_record_the_data_a_model_needs(npz, tmp_path):
     np.testing.assert_allclose(saved["mean"], ws.splits.mean, rtol=1e-6)
     np.testing.assert_allclose(saved["std"], ws.splits.std, rtol=1e-6)
     assert saved["image_shape"] == [32, 32, 3]
+
+
+# -- checks before anything is trained; a failed start --------------------------------
+
+
+def test_missing_checkpoints_are_errors_naming_the_field(npz, tmp_path):
+    bad = str(tmp_path / "nowhere")
+    with pytest.raises(checkpoints.CheckpointError, match="config.init.checkpoint"):
+        run_lib.run(tiny_config(npz, **{"init.checkpoint": bad}), tmp_path / "a")
+    with pytest.raises(checkpoints.CheckpointError, match="config.teacher.checkpoint"):
+        run_lib.run(tiny_config(npz, "kd", **{"teacher.checkpoint": bad, "loss.name": "kd"}),
+                    tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.update(JAX_PLATFORMS="cpu",
+               PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+    return env
+
+
+def test_a_start_that_failed_at_data_loading_resumes_with_the_fixed_command(tmp_path):
+    npz = write_tiny_npz(tmp_path / "tiny.npz")
+    workdir = tmp_path / "run"
+    typo = tiny_config(npz, num_epochs=1, **{"data.path": str(tmp_path / "tinyy.npz")})
+    with pytest.raises(ValueError, match="cannot be read"):
+        run_lib.run(typo, workdir)
+    assert json.loads((workdir / "config.json").read_text())["data"]["path"].endswith(
+        "tinyy.npz")
+    fixed = tiny_config(npz, num_epochs=1)           # no allow_config_change
+    assert not fixed.allow_config_change
+    results = run_lib.run(fixed, workdir)
+    assert [p["name"] for p in results["phases"]] == ["baseline"]
+    assert json.loads((workdir / "config.json").read_text()) == json.loads(fixed.to_json())
+    # Once a phase has a checkpoint, a different config is refused again.
+    with pytest.raises(run_lib.ConfigMismatchError, match="config.schedule.base_lr"):
+        run_lib.run(tiny_config(npz, num_epochs=1, **{"schedule.base_lr": 0.2}), workdir)
+
+
+def test_the_cli_resumes_a_failed_start_without_allow_config_change(tmp_path):
+    npz = write_tiny_npz(tmp_path / "tiny.npz")
+    cmd = [sys.executable, "-m", "jaxkd.main", "--config=tests/chaos/tiny_config.py",
+           f"--workdir={tmp_path / 'run'}", "--config.generations=0",
+           "--config.progress_bar=False", "--config.write_report=False"]
+    bad = subprocess.run(cmd + [f"--config.data.path={tmp_path / 'missing.npz'}"],
+                         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    good = subprocess.run(cmd + [f"--config.data.path={npz}"], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    out = good.stdout + good.stderr
+    assert good.returncode == 0, out[-3000:]
+    assert "written by a different config" not in out
+    assert "config.json replaced" in out

@@ -50,6 +50,9 @@ class Pipeline(Protocol):
 
     steps_per_epoch: int
     num_train: int
+    # Whether `train_inputs` / `batch_at` exist: training steps can then be compiled into
+    # one program of many steps (`config.steps_per_call`; the device-resident pipeline).
+    traceable_batches: bool
 
     def num_eval(self, split: str = "test") -> int:
         """Number of examples `eval_batches(split)` covers."""
@@ -109,14 +112,17 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, _SHUFFLE_STREAM, epoch]).permutation(n)
 
 
-@jax.jit
-def _fold(key, epoch, step):
-    return jax.random.fold_in(jax.random.fold_in(key, epoch), step)
+def traced_step_key(seed: int, epoch, step) -> jax.Array:
+    """`step_key` inside a traced program (`epoch`, `step` may be traced integers)."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), step)
+
+
+_fold = jax.jit(traced_step_key, static_argnums=0)
 
 
 def step_key(seed: int, epoch: int, step: int) -> jax.Array:
     """The augmentation key of training step `step` of epoch `epoch`."""
-    return _fold(jax.random.key(seed), epoch, step)
+    return _fold(seed, epoch, step)
 
 
 def eval_plan(n: int, eval_batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -161,6 +167,7 @@ class PipelineBase:
               f"{self.num_train} training examples")
         self._eval_batch = eval_batch_sizes(splits, int(eval_batch_size), mesh.devices.size)
         self.sharding = NamedSharding(mesh, P(DATA_AXIS))
+        self.traceable_batches = False
 
     def num_eval(self, split: str = "test") -> int:
         """Number of examples `eval_batches(split)` covers."""

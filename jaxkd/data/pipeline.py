@@ -49,8 +49,10 @@ class DevicePipeline(batching.PipelineBase):
             if split is not None:
                 self._arrays[name] = (global_array(split.images, replicated),
                                       global_array(split.labels.astype(np.int32), replicated))
-        self._train_fn, self._eval_fn = self._jit_batch_fns(
-            _train_batch, _eval_batch, augment_lib.make_augment(augment_cfg))
+        self._augment = augment_lib.make_augment(augment_cfg)
+        self._train_fn, self._eval_fn = self._jit_batch_fns(_train_batch, _eval_batch,
+                                                            self._augment)
+        self.traceable_batches = True
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
         """Yields {'image': float32[B,H,W,C], 'label': int32[B]} for steps start_step...
@@ -67,6 +69,30 @@ class DevicePipeline(batching.PipelineBase):
             batch = self._step_rows(order, step)
             yield self._train_fn(images, labels, global_array(batch, self.sharding),
                                  step_key(self.seed, epoch, step))
+
+    def train_inputs(self, epoch: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(images, labels, order) of epoch `epoch` on the devices, for `batch_at`.
+
+        `order` is the epoch's permutation (int32[num_train], replicated): one transfer per
+        epoch instead of one index batch per step.
+        """
+        images, labels = self._arrays["train"]
+        order = epoch_permutation(self.seed, epoch, self.num_train).astype(np.int32)
+        return images, labels, global_array(order, NamedSharding(self.sharding.mesh, P()))
+
+    def batch_at(self, images, labels, order, epoch, step) -> dict:
+        """The batch `train_batches(epoch)` yields at `step`, inside a traced program.
+
+        `epoch` and `step` may be traced integers; the rows, the augmentation key and the
+        arithmetic are those of `train_batches`, so the batch is the same.
+        """
+        rows = jax.lax.dynamic_slice_in_dim(order, step * self.batch_size, self.batch_size)
+        rows = jax.lax.with_sharding_constraint(rows, self.sharding)
+        batch = _train_batch(images, labels, rows, batching.traced_step_key(
+            self.seed, epoch, step), augment=self._augment, mean=self.splits.mean,
+            std=self.splits.std)
+        return jax.lax.with_sharding_constraint(batch, {"image": self.sharding,
+                                                        "label": self.sharding})
 
     def eval_batches(self, split: str = "test") -> Iterator[dict]:
         """Yields {'image', 'label', 'mask'} covering every example of `split` once."""

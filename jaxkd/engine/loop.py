@@ -8,6 +8,7 @@ variables), a loss by name and a schedule, and returns the phase's record.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import pathlib
@@ -132,8 +133,15 @@ def _step_key(phase, teacher: Teacher | None) -> tuple:
             teacher.signature() if teacher else None)
 
 
+def _chunked(ctx: PhaseContext) -> bool:
+    """Whether train steps run `config.steps_per_call` at a time in one program (a
+    device-resident pipeline; the streaming pipeline keeps one step per call)."""
+    return ctx.config.steps_per_call > 1 and ctx.pipeline.traceable_batches
+
+
 def _compiled_steps(ctx: PhaseContext, phase, model, teacher: Teacher | None):
-    """The phase's jitted train and eval steps, shared by phases that compile the same.
+    """The phase's jitted train step (or chunk of steps) and eval step, shared by phases
+    that compile the same.
 
     Born-again generations and snapshot cycles of one run differ only in the arguments
     (states, teacher variables), so they reuse one compiled program.
@@ -141,10 +149,12 @@ def _compiled_steps(ctx: PhaseContext, phase, model, teacher: Teacher | None):
     key = _step_key(phase, teacher)
     if key not in ctx.step_cache:
         dtype, spec = _dtype(ctx.config), losses.get(phase.loss)
-        train = step_lib.make_train_step(
-            model, spec, spec.resolve(dict(phase.loss_params)), mesh=ctx.mesh,
-            teacher_model=teacher.model if teacher else None,
-            use_features=spec.needs_features, dtype=dtype)
+        make, extra = step_lib.make_train_step, {}
+        if _chunked(ctx):
+            make, extra = step_lib.make_train_chunk, {"batch_at": ctx.pipeline.batch_at}
+        train = make(model, spec, spec.resolve(dict(phase.loss_params)), mesh=ctx.mesh,
+                     teacher_model=teacher.model if teacher else None,
+                     use_features=spec.needs_features, dtype=dtype, **extra)
         ctx.step_cache[key] = (train, step_lib.make_eval_step(model, mesh=ctx.mesh,
                                                               dtype=dtype))
     return ctx.step_cache[key]
@@ -278,20 +288,21 @@ class PhaseTrainer:
     def _eta(self, local: int) -> str:
         return self.ctx.clock.describe(self.total - local + self.ctx.clock.steps_after)
 
-    def _first_step(self, batch, window: list) -> None:
-        """The phase's first train call, timed: tracing and compiling happen in it (the
-        device work is dispatched asynchronously and lands in the first window's time)."""
-        t = time.perf_counter()
-        self.state, metrics = self.train_step(self.state, self.teacher_vars, batch,
-                                              self.key)
-        self.compile_s = time.perf_counter() - t
-        window.append(metrics)
-        if self.new_program:
-            log.info("phase %s: compiled train step in %.1f s", self.phase.name,
-                     self.compile_s)
+    def _first_call(self, seconds: float, steps: int) -> None:
+        """Logs the phase's first train call, timed: tracing and compiling happen in it
+        (one step per call: the device work is dispatched asynchronously and lands in the
+        first window's time; a chunk's k steps are in it, fetched)."""
+        self.compile_s = seconds
+        if _chunked(self.ctx):
+            log.info("phase %s: %s train program of %d step(s) per call in %.1f s "
+                     "(config.steps_per_call=%d)", self.phase.name,
+                     "compiled" if self.new_program else "reused", steps, seconds,
+                     self.ctx.config.steps_per_call)
+        elif self.new_program:
+            log.info("phase %s: compiled train step in %.1f s", self.phase.name, seconds)
         else:
             log.info("phase %s: train step reused from an earlier phase (first call "
-                     "%.2f s)", self.phase.name, self.compile_s)
+                     "%.2f s)", self.phase.name, seconds)
 
     def _save_due(self, local: int, *, epoch_end: bool) -> bool:
         """Whether a periodic checkpoint is due after phase-local step `local`.
@@ -328,21 +339,18 @@ class PhaseTrainer:
             local0, t0 = local - len(window), time.perf_counter()
             skipped = logged = 0
             data_epoch = self.phase.data_epoch_offset + epoch   # this phase's own stream
-            for batch in self.ctx.pipeline.train_batches(data_epoch,
-                                                         start_step=local % self.spe):
+            for steps, call in self._calls(data_epoch, local, window):
+                t = time.perf_counter()
+                window += call()
                 if first:
                     # images/s of the first window counts from here: without the compile.
-                    self._first_step(batch, window)
+                    self._first_call(time.perf_counter() - t, steps)
                     first, t0 = False, time.perf_counter()
-                else:
-                    self.state, metrics = self.train_step(self.state, self.teacher_vars,
-                                                          batch, self.key)
-                    window.append(metrics)
-                local += 1
-                self.steps_run += 1
+                local += steps
+                self.steps_run += steps
                 if bar is not None:
-                    bar.update(1)
-                if len(window) == cfg.log_every_steps or local % self.spe == 0:
+                    bar.update(steps)
+                if len(window) >= cfg.log_every_steps or local % self.spe == 0:
                     progress.wall_time += time.perf_counter() - start
                     start = time.perf_counter()
                     skipped += self._log_train(window, local0, progress, t0, bar)
@@ -355,6 +363,49 @@ class PhaseTrainer:
             self._check_epoch_trained(epoch, skipped, logged)
             self._end_epoch(epoch, progress)
         return progress
+
+    def _calls(self, data_epoch: int, local: int, window: list):
+        """The train calls of the rest of an epoch from phase-local step `local`.
+
+        Yields (steps, call): `call()` trains that many steps and returns their metrics.
+        One step per call, or (`_chunked`) chunks of `config.steps_per_call` steps whose
+        lengths follow `window` (read when each chunk is due) and `_chunk_length`.
+        """
+        if not _chunked(self.ctx):
+            for batch in self.ctx.pipeline.train_batches(data_epoch,
+                                                         start_step=local % self.spe):
+                yield 1, functools.partial(self._call_step, batch)
+            return
+        inputs = self.ctx.pipeline.train_inputs(data_epoch)
+        first_step = local % self.spe
+        while first_step < self.spe:
+            k = self._chunk_length(local, window)
+            steps = np.arange(first_step, first_step + k, dtype=np.int32)
+            yield k, functools.partial(self._call_chunk, inputs, data_epoch, steps)
+            first_step, local = first_step + k, local + k
+
+    def _call_step(self, batch) -> list:
+        self.state, metrics = self.train_step(self.state, self.teacher_vars, batch, self.key)
+        return [metrics]
+
+    def _chunk_length(self, local: int, window: list) -> int:
+        """Steps of the next chunk from phase-local step `local`: at most
+        `config.steps_per_call`, ending at the epoch's end, the logging window's end and
+        the next periodic checkpoint, so records and checkpoints fall on the same steps as
+        one step per call."""
+        cfg = self.ctx.config
+        ends = [cfg.steps_per_call, self.spe - local % self.spe,
+                cfg.log_every_steps - len(window)]
+        if cfg.checkpoint_every_steps:
+            ends.append(cfg.checkpoint_every_steps - local % cfg.checkpoint_every_steps)
+        return max(1, min(ends))
+
+    def _call_chunk(self, inputs, data_epoch: int, steps: np.ndarray) -> list[dict]:
+        """Runs one chunk; returns its per-step metrics (fetched: one sync per chunk)."""
+        self.state, metrics = self.train_step(self.state, self.teacher_vars, *inputs,
+                                              data_epoch, steps, self.key)
+        fetched = jax.device_get(metrics)
+        return [{k: v[i] for k, v in fetched.items()} for i in range(len(steps))]
 
     @property
     def teacher_vars(self):

@@ -57,16 +57,18 @@ def _teacher_outputs(teacher_model, teacher, images, features):
     return jax.tree_util.tree_map(jax.lax.stop_gradient, out)
 
 
-def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
-                    mesh: Mesh, teacher_model=None, use_features: bool = False,
-                    dtype=jnp.float32) -> Callable:
-    """Builds the jitted, sharded train step of one phase.
+def train_step_fn(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
+                  teacher_model=None, use_features: bool = False,
+                  dtype=jnp.float32) -> Callable:
+    """The train step of one phase as a plain (traceable) function.
+
+    `make_train_step` jits it for one step per call, `make_train_chunk` scans it over many
+    steps in one program: the same computation either way.
 
     Args:
         model: the student Linen module.
         loss_spec: the per-example objective (`jaxkd.losses.get(name)`).
         loss_params: its hyper-parameters (Python scalars; baked in as constants).
-        mesh: the ('data',) mesh; batch split along it, state and teacher replicated.
         teacher_model: the teacher's Linen module, or None for a phase without a teacher.
         use_features: whether the loss reads penultimate features (hint loss).
         dtype: compute dtype of the images fed to the models.
@@ -116,10 +118,56 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
         }
         return new_state, metrics
 
+    return train_step
+
+
+def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
+                    mesh: Mesh, teacher_model=None, use_features: bool = False,
+                    dtype=jnp.float32) -> Callable:
+    """Builds the jitted, sharded train step of one phase (`train_step_fn`).
+
+    The batch is split along the ('data',) `mesh`; state and teacher are replicated.
+
+    Returns:
+        `train_step(state, teacher, batch, key) -> (state, metrics)` (see `train_step_fn`).
+    """
+    step = train_step_fn(model, loss_spec, loss_params, teacher_model=teacher_model,
+                         use_features=use_features, dtype=dtype)
     repl = sharding.replicated(mesh)
-    return jax.jit(train_step,
-                   in_shardings=(repl, repl, sharding.batch_sharding(mesh), repl),
+    return jax.jit(step, in_shardings=(repl, repl, sharding.batch_sharding(mesh), repl),
                    out_shardings=(repl, repl), donate_argnums=(0,))
+
+
+def make_train_chunk(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
+                     mesh: Mesh, batch_at: Callable, teacher_model=None,
+                     use_features: bool = False, dtype=jnp.float32) -> Callable:
+    """Builds one program that runs several train steps (`config.steps_per_call`).
+
+    A `lax.scan` of `train_step_fn` over the steps (unrolled on CPU), each batch made
+    inside the program by `batch_at(images, labels, order, epoch, step)`
+    (`DevicePipeline.batch_at`: the batch `train_batches` would yield), so a chunk of k
+    steps is one call and no host work.
+
+    Returns:
+        `chunk(state, teacher, images, labels, order, epoch, steps, key) -> (state,
+        metrics)`: `steps` int32[k] are the epoch's step indices, `metrics` the per-step
+        metrics of `train_step_fn` stacked along a leading axis of length k.
+    """
+    step = train_step_fn(model, loss_spec, loss_params, teacher_model=teacher_model,
+                         use_features=use_features, dtype=dtype)
+
+    # XLA:CPU runs a while loop's body far slower than the same computation as a program
+    # of its own (a ResNet-8 train step: 33x, jax 0.10.2; benchmarks/compiled_chunks.py),
+    # so on CPU the chunk is unrolled; GPUs and TPUs run a rolled loop.
+    unroll = jax.default_backend() == "cpu"
+
+    def chunk(state, teacher, images, labels, order, epoch, steps, key):
+        def body(state, index):
+            return step(state, teacher, batch_at(images, labels, order, epoch, index), key)
+        return jax.lax.scan(body, state, steps, unroll=unroll)
+
+    repl = sharding.replicated(mesh)
+    return jax.jit(chunk, out_shardings=(repl, repl), donate_argnums=(0,))
 
 
 def make_eval_step(model, *, mesh: Mesh, dtype=jnp.float32) -> Callable:

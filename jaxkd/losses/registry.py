@@ -194,7 +194,7 @@ def _online_route_terms(student, teacher, labels, rng, **params):
 
 
 # The weighted parts of the two-term losses (what a cyclic-schedule user plots): each adds
-# up to its loss's `fn` by the same formula (tests/test_losses.py).
+# up to its loss's `fn` by the same formula (tests/losses/test_registry.py).
 
 
 def _tolerant_terms(student, teacher, labels, rng, *, eta=None, u=None, k=5):
