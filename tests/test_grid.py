@@ -11,43 +11,29 @@ import numpy as np
 import pytest
 
 from jaxkd import grid
-from tests import shared_runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def grid_file(tmp_path_factory):
-    """Two tiny configs, 'base' and 'sd' (`tests.shared_runs`, shared with
-    tests/cli/test_grid.py)."""
-    return shared_runs.tiny_grid_file(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def finished_root(tmp_path_factory):
-    """The tiny grid (2 configs x 2 seeds) run in this process, once per session."""
-    return shared_runs.tiny_grid_root(tmp_path_factory)
 
 
 def _results(root, name, seed):
     return json.loads((root / name / f"seed{seed}" / "results.json").read_text())
 
 
-def test_every_run_has_its_own_workdir_and_seed(finished_root):
+def test_every_run_has_its_own_workdir_and_seed(grid_root):
     for name in ("base", "sd"):
         for seed in (0, 1):
-            workdir = finished_root / name / f"seed{seed}"
+            workdir = grid_root / name / f"seed{seed}"
             assert (workdir / "results.json").exists()
             assert json.loads((workdir / "config.json").read_text())["seed"] == seed
-    assert [p["name"] for p in _results(finished_root, "sd", 0)["phases"]] == [
+    assert [p["name"] for p in _results(grid_root, "sd", 0)["phases"]] == [
         "cycle1", "cycle2"]
 
 
-def test_summary_matches_hand_computed_mean_and_std(finished_root):
-    summary = json.loads((finished_root / "summary.json").read_text())
+def test_summary_matches_hand_computed_mean_and_std(grid_root):
+    summary = json.loads((grid_root / "summary.json").read_text())
     assert set(summary) == {"base", "sd"}
     for name in ("base", "sd"):
-        runs = [_results(finished_root, name, s) for s in (0, 1)]
+        runs = [_results(grid_root, name, s) for s in (0, 1)]
         assert summary[name]["runs"] == 2 and summary[name]["seeds"] == [0, 1]
         for i, phase in enumerate(runs[0]["phases"]):
             for key in ("best_top1", "last_top1"):
@@ -59,32 +45,32 @@ def test_summary_matches_hand_computed_mean_and_std(finished_root):
         times = [sum(p["wall_time"] for p in r["phases"]) for r in runs]
         np.testing.assert_allclose(summary[name]["wall_time"]["mean"], np.mean(times))
     for ens in ("snapshot_ensemble", "sd_ensemble"):
-        values = [_results(finished_root, "sd", s)["ensembles"][ens]["top1"] for s in (0, 1)]
+        values = [_results(grid_root, "sd", s)["ensembles"][ens]["top1"] for s in (0, 1)]
         np.testing.assert_allclose(summary["sd"]["ensembles"][ens]["top1"]["mean"],
                                    np.mean(values))
         np.testing.assert_allclose(summary["sd"]["ensembles"][ens]["top1"]["std"],
                                    np.std(values, ddof=1))
-    table = (finished_root / "summary.md").read_text()
+    table = (grid_root / "summary.md").read_text()
     best = summary["base"]["phases"]["baseline"]["best_top1"]
     assert f"{best['mean'] * 100:.2f} ± {best['std'] * 100:.2f}" in table
     assert "snapshot_ensemble" in table and "Pending" not in table
 
 
-def test_rerun_skips_finished_and_resumes_the_unfinished_one(finished_root, grid_file):
+def test_rerun_skips_finished_and_resumes_the_unfinished_one(grid_root, grid_file):
     """A removed results.json (a run killed before it wrote one) is redone, in a child
     process, from its finished phases; the other runs are not touched."""
-    victim = finished_root / "sd" / "seed1" / "results.json"
+    victim = grid_root / "sd" / "seed1" / "results.json"
     before = json.loads(victim.read_text())
     victim.unlink()
-    untouched = (finished_root / "base" / "seed0" / "results.json").stat().st_mtime_ns
-    summary = grid.write_summary(finished_root, grid.load_grid(grid_file),
+    untouched = (grid_root / "base" / "seed0" / "results.json").stat().st_mtime_ns
+    summary = grid.write_summary(grid_root, grid.load_grid(grid_file),
                                         [0, 1])
     assert summary["sd"]["pending"] == [1] and summary["sd"]["runs"] == 1
-    assert "Pending or failed (1): sd/seed1" in (finished_root / "summary.md").read_text()
+    assert "Pending or failed (1): sd/seed1" in (grid_root / "summary.md").read_text()
 
     out = subprocess.run(
         [sys.executable, "-m", "jaxkd.grid", f"--grid={grid_file}",
-         f"--root={finished_root}", "--seeds=2", "--noreport"],
+         f"--root={grid_root}", "--seeds=2", "--noreport"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "3 finished earlier, 1 to run" in out.stdout
@@ -92,8 +78,8 @@ def test_rerun_skips_finished_and_resumes_the_unfinished_one(finished_root, grid
     after = json.loads(victim.read_text())
     for a, b in zip(before["phases"], after["phases"]):   # finished phases were only read
         assert a["best_top1"] == b["best_top1"] and a["last_top1"] == b["last_top1"]
-    assert (finished_root / "base" / "seed0" / "results.json").stat().st_mtime_ns == untouched
-    summary = json.loads((finished_root / "summary.json").read_text())
+    assert (grid_root / "base" / "seed0" / "results.json").stat().st_mtime_ns == untouched
+    summary = json.loads((grid_root / "summary.json").read_text())
     assert summary["sd"]["runs"] == 2 and summary["sd"]["pending"] == []
 
 

@@ -20,7 +20,6 @@ from flax import traverse_util
 
 from jaxkd import config as config_lib, plans, run as run_lib, schedules
 from jaxkd.workspace import Workspace
-from tests import shared_runs
 from tests.helpers import tiny_config, write_tiny_npz
 from tests.test_run import _assert_same_tree, _final_params
 
@@ -185,12 +184,6 @@ def test_fresh_phases_draw_their_own_init_and_repeat_it(npz, tmp_path):
 
 
 # -- a workspace rebuilt from a finished run ---------------------------------------------
-@pytest.fixture(scope="module")
-def sd_workdir(tmp_path_factory):
-    """The shared finished SD run (cycle1, cycle2: 5 steps an epoch, 1 epoch each)."""
-    return shared_runs.tiny_sd_workdir(tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
 def ws(sd_workdir):
     return Workspace.from_workdir(sd_workdir)

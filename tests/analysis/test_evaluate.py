@@ -1,4 +1,4 @@
-"""jaxkd.analysis.evaluate: a workdir's finished phases on a split (the tiny
+"""jaxkd.analysis.evaluate: a sd_workdir's finished phases on a split (the tiny
 snapshot-distillation run of `tests.shared_runs`), and the statistics of [TT] over them
 (`phase_statistics`, `teacher_agreement`, `semantic_distance_table`,
 `summarize_evaluations`) on hand-made evaluations."""
@@ -10,41 +10,29 @@ import pytest
 
 from jaxkd import analysis, plans
 from jaxkd.config import default_config
-from tests import shared_runs
 from tests.analysis.test_stats import _features_at_angles, _logits_of
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """The shared finished SD run (cycle1, cycle2), read only."""
-    return shared_runs.tiny_sd_workdir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def evaluation(tmp_path_factory):
-    return shared_runs.tiny_sd_evaluation(tmp_path_factory)
-
-
-def test_evaluate_workdir_matches_the_run(workdir, evaluation):
-    results = analysis.load_results(workdir)
-    assert evaluation.names == ["cycle1", "cycle2"]
-    assert evaluation.logits["cycle1"].shape == (1000, 10)
-    assert evaluation.features["cycle2"].shape[0] == 1000
+def test_evaluate_workdir_matches_the_run(sd_workdir, sd_evaluation):
+    results = analysis.load_results(sd_workdir)
+    assert sd_evaluation.names == ["cycle1", "cycle2"]
+    assert sd_evaluation.logits["cycle1"].shape == (1000, 10)
+    assert sd_evaluation.features["cycle2"].shape[0] == 1000
     for phase in results["phases"]:   # the final checkpoint is the last evaluated state
-        acc = analysis.accuracy(evaluation.logits[phase["name"]], evaluation.labels)
+        acc = analysis.accuracy(sd_evaluation.logits[phase["name"]], sd_evaluation.labels)
         assert acc == pytest.approx(phase["last_top1"], abs=1e-9)
     scales = analysis.sd_ensemble_scales(2.0, 2)
-    sd = analysis.ensemble_of(evaluation.logits, evaluation.labels, ["cycle1", "cycle2"],
+    sd = analysis.ensemble_of(sd_evaluation.logits, sd_evaluation.labels, ["cycle1", "cycle2"],
                               scales)
     assert sd["top1"] == pytest.approx(results["ensembles"]["sd_ensemble"]["top1"])
     # Only the run wrote TensorBoard events: evaluating (report, fixture) wrote none.
-    assert len(list((workdir / "tensorboard").glob("events*"))) == 1
+    assert len(list((sd_workdir / "tensorboard").glob("events*"))) == 1
 
 
-def test_evaluate_workdir_leaves_out_unfinished_phases_and_skips_features(workdir, tmp_path):
+def test_evaluate_workdir_leaves_out_unfinished_phases_and_skips_features(sd_workdir, tmp_path):
     import shutil
     copy = tmp_path / "run"
-    shutil.copytree(workdir, copy)
+    shutil.copytree(sd_workdir, copy)
     shutil.rmtree(copy / "phases" / "cycle2" / "final")
     ev = analysis.evaluate_workdir(copy, "train")
     assert ev.names == ["cycle1"] and ev.features is None and ev.split == "train"

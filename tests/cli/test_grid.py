@@ -6,19 +6,7 @@ import sys
 
 import pytest
 
-from tests import shared_runs
 from tests.cli.helpers import REPO
-
-
-@pytest.fixture(scope="module")
-def grid_file(tmp_path_factory):
-    return shared_runs.tiny_grid_file(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def finished_root(tmp_path_factory):
-    """The tiny grid (2 configs x 2 seeds), run once per session."""
-    return shared_runs.tiny_grid_root(tmp_path_factory)
 
 
 @pytest.mark.parametrize("command", [["-m", "jaxkd.grid"], ["-m", "jaxkd.main", "grid"]])
@@ -37,13 +25,13 @@ def test_help_lists_the_flags_but_not_the_child_mode(command):
     assert "run_one" not in listed
 
 
-def test_cli_grid_summary_only(finished_root, grid_file):
+def test_cli_grid_summary_only(grid_root, grid_file):
     """`jaxkd grid --summary_only` rewrites the table from the finished runs."""
     from jaxkd.cli import grid as grid_command
-    (finished_root / "summary.md").unlink()
-    assert grid_command.run(["jaxkd grid", f"--grid={grid_file}", f"--root={finished_root}",
+    (grid_root / "summary.md").unlink()
+    assert grid_command.run(["jaxkd grid", f"--grid={grid_file}", f"--root={grid_root}",
                              "--seeds=2", "--summary_only", "--noreport"]) == 0
-    assert "snapshot_ensemble" in (finished_root / "summary.md").read_text()
+    assert "snapshot_ensemble" in (grid_root / "summary.md").read_text()
 
 
 def test_cli_grid_refuses_positional_arguments(capsys):

@@ -15,31 +15,19 @@ import pytest
 
 from jaxkd import analysis, report
 from jaxkd.report import report as report_lib
-from tests import shared_runs
 from tests.report.helpers import PNG_MAGIC, REPO, _workdir
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """One finished run shared by every test here (its report written by run() itself)."""
-    return shared_runs.tiny_sd_workdir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def evaluation(tmp_path_factory):
-    return shared_runs.tiny_sd_evaluation(tmp_path_factory)
-
-
-def test_run_writes_the_report_and_its_figures(workdir):
+def test_run_writes_the_report_and_its_figures(sd_workdir):
     for name in ("report.md", "analysis.json", "accuracy.png", "curves.png",
                  "second_class.png"):
-        assert (workdir / name).is_file(), name
+        assert (sd_workdir / name).is_file(), name
     for name in ("accuracy.png", "curves.png", "second_class.png"):
-        assert (workdir / name).read_bytes()[:8] == PNG_MAGIC
+        assert (sd_workdir / name).read_bytes()[:8] == PNG_MAGIC
 
 
-def test_report_has_every_section(workdir):
-    text = (workdir / "report.md").read_text()
+def test_report_has_every_section(sd_workdir):
+    text = (sd_workdir / "report.md").read_text()
     for heading in ("## Phases", "## Ensembles", "## Snapshot distillation (test error %)",
                     "## Secondary information", "## Student-teacher agreement",
                     "## Dist^C / Dist^S", "![curves](curves.png)"):
@@ -48,52 +36,52 @@ def test_report_has_every_section(workdir):
     assert "| cycle2 | mini_generation | resnet8 | continue | cycle1 |" in text
 
 
-def test_sd_table_holds_the_errors_of_results_json(workdir):
-    results = analysis.load_results(workdir)
+def test_sd_table_holds_the_errors_of_results_json(sd_workdir):
+    results = analysis.load_results(sd_workdir)
     cycles = results["phases"]
     errors = [f"{100 * (1 - p['last_top1']):.2f}" for p in cycles]
     best = f"{100 * (1 - max(p['best_top1'] for p in cycles)):.2f}"
     sd = f"{100 * (1 - results['ensembles']['sd_ensemble']['top1']):.2f}"
     se = f"{100 * (1 - results['ensembles']['snapshot_ensemble']['top1']):.2f}"
     row = f"| resnet8 | {errors[0]} | {errors[1]} | {best} | {se} | {sd} |"
-    assert row in (workdir / "report.md").read_text()
+    assert row in (sd_workdir / "report.md").read_text()
 
 
-def test_analysis_json_is_consistent_with_the_logits(workdir, evaluation):
-    summary = json.loads((workdir / "analysis.json").read_text())
+def test_analysis_json_is_consistent_with_the_logits(sd_workdir, sd_evaluation):
+    summary = json.loads((sd_workdir / "analysis.json").read_text())
     stats = summary["phases"]["cycle2"]
-    logits = evaluation.logits["cycle2"]
-    assert stats["test_top1"] == pytest.approx(analysis.accuracy(logits, evaluation.labels))
+    logits = sd_evaluation.logits["cycle2"]
+    assert stats["test_top1"] == pytest.approx(analysis.accuracy(logits, sd_evaluation.labels))
     np.testing.assert_allclose(stats["test_confidences"],
                                analysis.topk_confidences(logits, 4), rtol=1e-9)
     (agree,) = summary["agreement"]
     assert (agree["student"], agree["teacher"]) == ("cycle2", "cycle1")
     assert agree["top1_agreement"] == pytest.approx(
-        analysis.top1_agreement(logits, evaluation.logits["cycle1"]))
+        analysis.top1_agreement(logits, sd_evaluation.logits["cycle1"]))
     assert "vehicles / animals" in summary["coarse_source"]
     assert set(summary["distances"]["test"]) == {"cycle1", "cycle2"}
     assert "sd_ensemble[cycle1..cycle2]" in summary["ensembles"]
 
 
-def test_curves_mark_the_restart(workdir):
-    series, bounds = report.curve_series(report.read_metrics(workdir),
-                                         report.load_plan(workdir))
+def test_curves_mark_the_restart(sd_workdir):
+    series, bounds = report.curve_series(report.read_metrics(sd_workdir),
+                                         report.load_plan(sd_workdir))
     assert bounds == [dict(epoch=1, restart=True, name="cycle2")]
     assert series[1]["eval_epoch"] == [2]
     assert min(series[1]["train_epoch"]) > 1.0 and max(series[0]["train_epoch"]) <= 1.0
 
 
-def test_aggregate_of_two_runs(workdir, tmp_path):
+def test_aggregate_of_two_runs(sd_workdir, tmp_path):
     first_dir, second = tmp_path / "seed0", tmp_path / "seed1"
-    shutil.copytree(workdir, first_dir)
-    shutil.copytree(workdir, second)
+    shutil.copytree(sd_workdir, first_dir)
+    shutil.copytree(sd_workdir, second)
     results = json.loads((second / "results.json").read_text())
     results["phases"][0]["best_top1"] = 0.5
     (second / "results.json").write_text(json.dumps(results))
     out = tmp_path / "agg"
     paths = report.write_report([first_dir, second], out, evaluate=False)
     assert paths[-1] == out / "aggregate.md" and (out / "aggregate_accuracy.png").is_file()
-    first = analysis.load_results(workdir)["phases"][0]["best_top1"]
+    first = analysis.load_results(sd_workdir)["phases"][0]["best_top1"]
     stat = analysis.mean_std([first, 0.5])
     text = paths[-1].read_text()
     assert f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}" in text
@@ -102,9 +90,9 @@ def test_aggregate_of_two_runs(workdir, tmp_path):
     assert "## Secondary information" in (second / "report.md").read_text()
 
 
-def test_report_of_an_unfinished_run_reads_metrics(workdir, tmp_path):
+def test_report_of_an_unfinished_run_reads_metrics(sd_workdir, tmp_path):
     copy = tmp_path / "partial"
-    shutil.copytree(workdir, copy)
+    shutil.copytree(sd_workdir, copy)
     (copy / "results.json").unlink()
     (copy / "analysis.json").unlink()
     text = report.write_report([copy], evaluate=False)[0].read_text()
@@ -115,9 +103,9 @@ def test_report_of_an_unfinished_run_reads_metrics(workdir, tmp_path):
     assert "## Secondary information" not in text and "second_class.png" not in text
 
 
-def test_command_line(workdir, tmp_path):
+def test_command_line(sd_workdir, tmp_path):
     copy = tmp_path / "run"
-    shutil.copytree(workdir, copy)
+    shutil.copytree(sd_workdir, copy)
     (copy / "report.md").unlink()
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     proc = subprocess.run(
