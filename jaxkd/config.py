@@ -230,6 +230,10 @@ def field_paths(config: ml_collections.ConfigDict, prefix: str = "") -> list[str
     return paths
 
 
+# Config groups read by one method only (`nearest_fields` suggests them last).
+_METHOD_GROUPS = ("teacher", "born_again", "tolerant_teacher", "snapshot", "rco", "init")
+
+
 def nearest_fields(config: ml_collections.ConfigDict | None, field: str, n: int = 3
                    ) -> list[str]:
     """The fields of `config` (default: the schema) whose names are closest to `field`.
@@ -248,9 +252,12 @@ def nearest_fields(config: ml_collections.ConfigDict | None, field: str, n: int 
     name = field.rsplit(".", 1)[-1]
     words = [w for w in name.split("_") if w]
     initials = "".join(w[0] for w in words)        # learning_rate -> lr, weight_decay -> wd
+    # '*_lr' first; among those, the fields every method reads before a method's own
+    # group ('learning_rate' -> schedule.base_lr, then rco.teacher_lr).
     by_initials = sorted((p for p in paths if len(words) > 1
                           and initials in p.rsplit(".", 1)[-1].split("_")),
-                         key=lambda p: p.rsplit("_", 1)[-1] != initials)   # '*_lr' first
+                         key=lambda p: (p.rsplit("_", 1)[-1] != initials,
+                                        p.split(".", 1)[0] in _METHOD_GROUPS))
     last = {p.rsplit(".", 1)[-1]: p for p in paths}
     by_name = [last[m] for m in difflib.get_close_matches(name, list(last), n=n, cutoff=0.6)]
     out = list(dict.fromkeys(by_path + by_initials + by_name))[:n]

@@ -54,11 +54,6 @@ def _docstring(path: str) -> str:
 
 
 def run(argv: list[str]) -> int:
-    fv = common.new_flags()
-    config_flags.DEFINE_config_file("config", None, "A config file or shipped name (also "
-                                    "the first positional argument).", flag_values=fv,
-                                    lock_config=True)
-    flags.DEFINE_bool("json", False, "Print the config as JSON (no plan).", flag_values=fv)
     args = list(argv)
     named = next((i for i, a in enumerate(args[1:], 1) if not a.startswith("-")), None)
     if named is not None:
@@ -67,6 +62,13 @@ def run(argv: list[str]) -> int:
         common.fail("name a config: jaxkd show-config configs/sd_resnet56.py (or a "
                     f"shipped name: {', '.join(configs.names()[:4])}, ...)")
     args = args[:1] + configs.resolve_config_flag(args[1:])
+    fv = common.new_flags()
+    # sys_argv: the `--config.FIELD=value` overrides are read from these arguments (by
+    # default ml_collections looks for them in sys.argv).
+    config_flags.DEFINE_config_file("config", None, "A config file or shipped name (also "
+                                    "the first positional argument).", flag_values=fv,
+                                    lock_config=True, sys_argv=args)
+    flags.DEFINE_bool("json", False, "Print the config as JSON (no plan).", flag_values=fv)
     common.parse(fv, args, USAGE)
     config = fv["config"].value
     path = next(a.split("=", 1)[1] for a in args if a.startswith("--config="))

@@ -25,9 +25,8 @@ def test_show_config_by_path_and_by_name():
 def test_show_config_names_every_field_and_the_plan(monkeypatch, capsys):
     monkeypatch.chdir(REPO)
     argv = ["jaxkd show-config", "quickstart", "--config.generations=2"]
-    # ml_collections defines the `--config.FIELD` override flags from sys.argv (as
-    # `jaxkd.main` runs it: dispatch gets sys.argv).
-    monkeypatch.setattr(sys, "argv", argv)
+    # The overrides come from run()'s own arguments, not from sys.argv.
+    monkeypatch.setattr(sys, "argv", ["pytest"])
     assert show_config.run(argv) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"# {REPO / 'configs' / 'quickstart.py'}"
