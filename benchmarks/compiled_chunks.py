@@ -74,7 +74,7 @@ def measure(*, model: str, batch_size: int, steps: int, rounds: int, warmup: int
     def chunked():
         epoch = next(epochs)
         inputs = pipeline.train_inputs(epoch)
-        states["chunk"], out = chunk(states["chunk"], teacher_vars, *inputs, epoch,
+        states["chunk"], out = chunk(states["chunk"], teacher_vars, inputs, epoch,
                                      np.arange(steps, dtype=np.int32), key)
         return out
 

@@ -100,6 +100,10 @@ def default_config() -> ml_collections.ConfigDict:
     # device-resident data, so a fast accelerator is not held back by Python dispatch. The
     # streaming (ImageNet) pipeline keeps one step per call.
     c.steps_per_call = 1
+    # Seeds packed in one program (jaxkd.engine.packed): > 1 trains every phase of the runs
+    # config.seed, config.seed + 1, ... at once (jax.vmap over stacked states); each run
+    # gets its own workdir <workdir>/seeds/<seed>/, and results.json their mean +- std.
+    c.num_seeds = 1
     c.nonfinite = "stop"
     c.progress_bar = True
     c.num_devices = 0               # 0: every device of every host.
@@ -113,7 +117,7 @@ def default_config() -> ml_collections.ConfigDict:
 
 def _validate_positive_ints(config: ml_collections.ConfigDict) -> None:
     for field in ("batch_size", "eval_batch_size", "num_epochs", "eval_every_epochs",
-                  "keep_checkpoints", "log_every_steps", "steps_per_call"):
+                  "keep_checkpoints", "log_every_steps", "steps_per_call", "num_seeds"):
         require_int(config[field], f"config.{field}", low=1)
     for field in ("checkpoint_every_steps", "num_devices", "generations", "seed"):
         require_int(config[field], f"config.{field}", low=0)

@@ -13,6 +13,7 @@ import json
 import logging
 import pathlib
 import time
+from typing import Sequence
 
 import jax
 import ml_collections
@@ -20,8 +21,8 @@ import numpy as np
 
 from jaxkd import checkpoints, config as config_lib, plans, presets, provenance, report
 from jaxkd import workdir as workdir_lib
-from jaxkd.analysis import ensembles, stats
-from jaxkd.engine import loop
+from jaxkd.analysis import aggregate, ensembles, stats
+from jaxkd.engine import loop, packed
 from jaxkd.engine.writer import MetricWriter
 from jaxkd.workspace import Workspace
 
@@ -174,32 +175,62 @@ class Runner:
         return dataclasses.replace(anchors[chosen], select="")
 
     # -- execution ----------------------------------------------------------------------
-    def run_phase(self, index: int) -> dict:
-        """Trains plan[index] (or reads its record, when it finished earlier)."""
-        ws, phase = self.ws, self.plan[index]
-        ckpts = checkpoints.PhaseCheckpoints(ws.phase_dir(phase.name))
-        done = ckpts.has_final()
-        record = ckpts.final_meta()["record"] if done else None
+    def finished_record(self, index: int) -> dict | None:
+        """plan[index]'s record when it finished earlier (its final checkpoint), else None."""
+        ckpts = checkpoints.PhaseCheckpoints(self.ws.phase_dir(self.plan[index].name))
+        record = ckpts.final_meta()["record"] if ckpts.has_final() else None
         ckpts.close()
-        if done:
-            log.info("phase %s: finished earlier, skipped", phase.name)
-            return record
-        model = ws.phase_model(phase)
+        return record
+
+    def phase_inputs(self, index: int, model) -> dict:
+        """What `loop.train_phase` takes for plan[index] besides the context: the initial
+        state, its start step, the teacher, the training key and the schedule."""
+        ws, phase = self.ws, self.plan[index]
         init_state, start = ws.initial_state(index, model)
-        teacher = self.teacher(index, init_state)
-        key = jax.random.fold_in(jax.random.fold_in(ws.key, 2), index)
-        spe = ws.pipeline.steps_per_epoch
-        later = sum(p.num_epochs * spe for p in self.plan[index + 1:])
-        self.ctx.clock.steps_after = later
-        log.info("phase %d/%d %s (%s, init=%s, teacher=%s, loss=%s, %d epochs): %s",
+        return dict(init_state=init_state, start_step=start,
+                    teacher=self.teacher(index, init_state),
+                    key=jax.random.fold_in(jax.random.fold_in(ws.key, 2), index),
+                    schedule=ws.schedule(phase, start))
+
+    def announce(self, index: int, clock, *, runs: int = 1) -> None:
+        """Logs the start of plan[index] with the run's ETA (the steps after it too)."""
+        phase, spe = self.plan[index], self.ws.pipeline.steps_per_epoch
+        clock.steps_after = sum(p.num_epochs * spe for p in self.plan[index + 1:])
+        log.info("phase %d/%d %s (%s, init=%s, teacher=%s, loss=%s, %d epochs%s): %s",
                  index + 1, len(self.plan), phase.name, phase.model, phase.init,
                  plans.describe_teacher(phase.teacher), phase.loss, phase.num_epochs,
-                 self.ctx.clock.describe(phase.num_epochs * spe + later))
-        state, record = loop.train_phase(self.ctx, phase, model, init_state, teacher=teacher,
-                                         key=key, start_step=start,
-                                         schedule=ws.schedule(phase, start))
-        ws.keep_final(phase, state)
+                 f", {runs} packed runs" if runs > 1 else "",
+                 clock.describe(phase.num_epochs * spe + clock.steps_after))
+
+    def run_phase(self, index: int) -> dict:
+        """Trains plan[index] (or reads its record, when it finished earlier)."""
+        phase, record = self.plan[index], self.finished_record(index)
+        if record is not None:
+            log.info("phase %s: finished earlier, skipped", phase.name)
+            return record
+        model = self.ws.phase_model(phase)
+        inputs = self.phase_inputs(index, model)
+        self.announce(index, self.ctx.clock)
+        state, record = loop.train_phase(self.ctx, phase, model, **inputs)
+        self.ws.keep_final(phase, state)
         return record
+
+    def end_phase(self) -> None:
+        """After a phase: a greedy RCO route ends once a stage has learned the last anchor."""
+        self.ws.plan = plans.trim_to_route(self.plan, workdir_lib.read_route(self.ws.workdir))
+
+    def results(self, records: list[dict], t0: float) -> dict:
+        """The run's results (phases, ensembles, data, provenance), written to
+        `results.json` (without the phases' evaluation histories)."""
+        results = {"method": self.ws.config.method, "phases": records,
+                   "ensembles": ensembles.plan_ensembles(self.ws),
+                   "data": self.ws.data_record(),
+                   "run_wall_time": time.time() - t0,
+                   "provenance": provenance.read(self.ws.workdir)}
+        workdir_lib.write_json_atomic(workdir_lib.results_path(self.ws.workdir),
+                                      _strip_history(results),
+                                      process_index=jax.process_index())
+        return results
 
     def run(self) -> dict:
         """Runs every phase in order and writes `results.json`; returns the results."""
@@ -216,19 +247,89 @@ class Runner:
         records, index = [], 0
         while index < len(self.plan):
             records.append(self.run_phase(index))
-            # A greedy RCO route ends once a stage has learned the last anchor.
-            self.ws.plan = plans.trim_to_route(self.plan,
-                                               workdir_lib.read_route(self.ws.workdir))
+            self.end_phase()
             index += 1
-        results = {"method": self.ws.config.method, "phases": records,
-                   "ensembles": ensembles.plan_ensembles(self.ws),
-                   "data": self.ws.data_record(),
-                   "run_wall_time": time.time() - t0,
-                   "provenance": provenance.read(self.ws.workdir)}
-        workdir_lib.write_json_atomic(workdir_lib.results_path(self.ws.workdir),
-                                      _strip_history(results),
-                                      process_index=jax.process_index())
+        return self.results(records, t0)
+
+
+class PackedRunner:
+    """Executes one plan for several seeds at once (`config.num_seeds`), phase by phase.
+
+    Each seed has its own `Runner` over its own workspace and workdir
+    (`<workdir>/seeds/<seed>/`); a phase trains the seeds still on the plan as one packed
+    program (`jaxkd.engine.packed`), each with the initial state and teacher its own
+    Runner resolves (greedy RCO anchors per seed). `results.json` of the packed workdir
+    holds every seed's results and their mean, sample std and n.
+    """
+
+    def __init__(self, runners: Sequence[Runner], workdir: pathlib.Path):
+        self.runners, self.workdir = list(runners), workdir
+        first = self.runners[0].ws
+        self.ctx = loop.PhaseContext(
+            first.config, workdir, first.mesh,
+            packed.PackedPipeline([r.ws.pipeline for r in self.runners], first.mesh),
+            packed.SeedWriters([r.writer for r in self.runners]), packed=True)
+
+    def run_phase(self, index: int, runners: list[Runner]) -> list[dict]:
+        """Trains plan[index] of `runners` packed; returns their records."""
+        records = [r.finished_record(index) for r in runners]
+        phase = runners[0].plan[index]
+        if all(rec is not None for rec in records):
+            log.info("phase %s: finished earlier for every seed, skipped", phase.name)
+            return records
+        self.ctx.pipeline = packed.PackedPipeline([r.ws.pipeline for r in runners],
+                                                  self.ctx.mesh)
+        self.ctx.writer = packed.SeedWriters([r.writer for r in runners])
+        model = runners[0].ws.phase_model(phase)
+        inputs = [r.phase_inputs(index, model) for r in runners]
+        teachers = [i["teacher"] for i in inputs]
+        teacher = None if teachers[0] is None else dataclasses.replace(
+            teachers[0], variables=packed.stack([t.variables for t in teachers],
+                                                self.ctx.mesh))
+        runners[0].announce(index, self.ctx.clock, runs=len(runners))
+        seeds = [packed.SeedRun(r.ws.config.seed, r.ws.phase_dir(phase.name), r.writer)
+                 for r in runners]
+        state, records = packed.train_packed_phase(
+            self.ctx, phase, model,
+            packed.stack([i["init_state"] for i in inputs], self.ctx.mesh),
+            teacher=teacher, key=packed.stack([i["key"] for i in inputs], self.ctx.mesh),
+            runs=seeds, start_step=inputs[0]["start_step"], schedule=inputs[0]["schedule"])
+        for r, run_state in zip(runners, packed.unstack(state, len(runners))):
+            r.ws.keep_final(phase, run_state)
+        return records
+
+    def run(self) -> dict:
+        """Runs every phase for every seed, then writes each seed's and the packed
+        workdir's `results.json`; returns the packed results."""
+        try:
+            t0, records = time.time(), {id(r): [] for r in self.runners}
+            index = 0
+            while True:
+                active = [r for r in self.runners if index < len(r.plan)]
+                if not active:
+                    break
+                for r, rec in zip(active, self.run_phase(index, active)):
+                    records[id(r)].append(rec)
+                    r.end_phase()
+                index += 1
+            per_seed = [r.results(records[id(r)], t0) for r in self.runners]
+        finally:
+            for r in self.runners:
+                r.writer.close()
+        results = packed_results(self.runners[0].ws.config, per_seed)
+        workdir_lib.write_json_atomic(workdir_lib.results_path(self.workdir),
+                                      results, process_index=jax.process_index())
         return results
+
+
+def packed_results(config, per_seed: Sequence[dict]) -> dict:
+    """The packed workdir's results: each seed's (without histories) and, for every phase
+    and ensemble, the mean, sample std and n over the seeds (`analysis.aggregate_results`).
+    """
+    stripped = [_strip_history(r) for r in per_seed]
+    return {"method": config.method, "num_seeds": len(per_seed),
+            "seeds": [config.seed + i for i in range(len(per_seed))],
+            "per_seed": stripped, "aggregate": aggregate.aggregate_results(stripped)}
 
 
 def _strip_history(results: dict) -> dict:
@@ -258,10 +359,39 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
     with workdir_lib.lock(workdir, process_index=jax.process_index()):
         _check_workdir_config(config, workdir)
         provenance.record(workdir)
-        results = Runner(Workspace(config, workdir, plan)).run()
+        if config.num_seeds > 1:
+            results, reported = _run_seeds(config, workdir, plan), seed_workdirs(config,
+                                                                                 workdir)
+        else:
+            results, reported = Runner(Workspace(config, workdir, plan)).run(), [workdir]
         if config.write_report and jax.process_index() == 0:
             t = time.perf_counter()
             log.info("writing the report (tables and figures) to %s", workdir)
-            report.write_report([workdir])
+            report.write_report(reported, out=workdir)
             log.info("report written in %.1f s", time.perf_counter() - t)
     return results
+
+
+def seed_config(config: ml_collections.ConfigDict, index: int) -> ml_collections.ConfigDict:
+    """The config of seed `index` of a packed run: seed config.seed + index, unpacked."""
+    c = ml_collections.ConfigDict(config.to_dict())
+    c.seed, c.num_seeds = config.seed + index, 1
+    return c
+
+
+def seed_workdirs(config, workdir: pathlib.Path) -> list[pathlib.Path]:
+    """The packed run's seed workdirs, in seed order."""
+    return [workdir_lib.seed_workdir(workdir, config.seed + i)
+            for i in range(config.num_seeds)]
+
+
+def _run_seeds(config, workdir: pathlib.Path, plan) -> dict:
+    """`config.num_seeds` runs of `plan` packed: one workspace and Runner per seed."""
+    runners = []
+    for i, path in enumerate(seed_workdirs(config, workdir)):
+        seed_cfg = seed_config(config, i)
+        path.mkdir(parents=True, exist_ok=True)
+        _check_workdir_config(seed_cfg, path)
+        provenance.record(path)
+        runners.append(Runner(Workspace(seed_cfg, path, plan)))
+    return PackedRunner(runners, workdir).run()

@@ -81,6 +81,17 @@ def route_path(workdir: str | os.PathLike) -> pathlib.Path:
     return pathlib.Path(workdir) / ROUTE_JSON
 
 
+def seed_workdir(workdir: str | os.PathLike, seed: int) -> pathlib.Path:
+    """The workdir of seed `seed` of a packed run (`config.num_seeds` > 1)."""
+    return pathlib.Path(workdir) / "seeds" / str(seed)
+
+
+def packed_dir(workdir: str | os.PathLike, name: str) -> pathlib.Path:
+    """`<workdir>/packed/<name>`: the stacked periodic checkpoints of a phase of packed
+    seeds while it trains (removed once every seed's final checkpoint is committed)."""
+    return pathlib.Path(workdir) / "packed" / name
+
+
 def phase_dir(workdir: str | os.PathLike, name: str) -> pathlib.Path:
     """`<workdir>/phases/<name>`: everything one phase of the plan writes."""
     return pathlib.Path(workdir) / PHASES / name

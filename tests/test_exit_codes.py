@@ -32,7 +32,7 @@ def test_bad_input_is_2():
 def test_a_non_finite_step_is_3():
     window = [dict(loss=np.float32(np.nan), finite=False)]
     config = ml_collections.ConfigDict({"nonfinite": "stop"})
-    err = _raised(lambda: loop._check_finite(window, "gen0", 0, config, ""))
+    err = _raised(lambda: loop.check_finite(window, "gen0", 0, config, ""))
     assert isinstance(err, loop.NonFiniteError)
     assert exit_codes.classify(err) == (3, str(err))
 

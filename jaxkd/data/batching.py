@@ -112,8 +112,8 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, _SHUFFLE_STREAM, epoch]).permutation(n)
 
 
-def traced_step_key(seed: int, epoch, step) -> jax.Array:
-    """`step_key` inside a traced program (`epoch`, `step` may be traced integers)."""
+def traced_step_key(seed, epoch, step) -> jax.Array:
+    """`step_key` inside a traced program (`seed`, `epoch`, `step` may be traced)."""
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), step)
 
 

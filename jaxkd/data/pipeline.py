@@ -70,27 +70,36 @@ class DevicePipeline(batching.PipelineBase):
             yield self._train_fn(images, labels, global_array(batch, self.sharding),
                                  step_key(self.seed, epoch, step))
 
-    def train_inputs(self, epoch: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """(images, labels, order) of epoch `epoch` on the devices, for `batch_at`.
+    def train_inputs(self, epoch: int) -> dict:
+        """What `batch_at` reads to build epoch `epoch`'s batches inside a program.
 
-        `order` is the epoch's permutation (int32[num_train], replicated): one transfer per
-        epoch instead of one index batch per step.
+        A dict of device arrays (replicated): 'images' uint8[N,H,W,C], 'labels' int32[N],
+        'order' (the epoch's permutation, int32[N]: one transfer per epoch instead of one
+        index batch per step), 'seed' (int32[], the augmentation keys' seed), 'mean' and
+        'std' (float32[C]). Packed seeds (`config.num_seeds`) stack one dict per seed.
         """
         images, labels = self._arrays["train"]
         order = epoch_permutation(self.seed, epoch, self.num_train).astype(np.int32)
-        return images, labels, global_array(order, NamedSharding(self.sharding.mesh, P()))
+        replicated = NamedSharding(self.sharding.mesh, P())
+        small = {"order": order, "seed": np.asarray(self.seed, np.int32),
+                 "mean": np.asarray(self.splits.mean, np.float32),
+                 "std": np.asarray(self.splits.std, np.float32)}
+        return {"images": images, "labels": labels,
+                **{k: global_array(v, replicated) for k, v in small.items()}}
 
-    def batch_at(self, images, labels, order, epoch, step) -> dict:
+    def batch_at(self, inputs: dict, epoch, step) -> dict:
         """The batch `train_batches(epoch)` yields at `step`, inside a traced program.
 
-        `epoch` and `step` may be traced integers; the rows, the augmentation key and the
+        `inputs` is `train_inputs(epoch)` (or one seed's slice of a packed stack); `epoch`
+        and `step` may be traced integers. The rows, the augmentation key and the
         arithmetic are those of `train_batches`, so the batch is the same.
         """
-        rows = jax.lax.dynamic_slice_in_dim(order, step * self.batch_size, self.batch_size)
+        rows = jax.lax.dynamic_slice_in_dim(inputs["order"], step * self.batch_size,
+                                            self.batch_size)
         rows = jax.lax.with_sharding_constraint(rows, self.sharding)
-        batch = _train_batch(images, labels, rows, batching.traced_step_key(
-            self.seed, epoch, step), augment=self._augment, mean=self.splits.mean,
-            std=self.splits.std)
+        batch = _train_batch(inputs["images"], inputs["labels"], rows,
+                             batching.traced_step_key(inputs["seed"], epoch, step),
+                             augment=self._augment, mean=inputs["mean"], std=inputs["std"])
         return jax.lax.with_sharding_constraint(batch, {"image": self.sharding,
                                                         "label": self.sharding})
 

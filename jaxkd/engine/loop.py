@@ -47,6 +47,9 @@ class PhaseContext:
     writer: MetricWriter
     step_cache: dict = dataclasses.field(default_factory=dict)
     clock: progress_lib.RunClock = dataclasses.field(default_factory=progress_lib.RunClock)
+    # Packed seeds (`config.num_seeds` > 1, `jaxkd.engine.packed`): programs over a
+    # leading run axis.
+    packed: bool = False
 
 
 @dataclasses.dataclass
@@ -64,7 +67,7 @@ class Teacher:
 
 
 @dataclasses.dataclass
-class _Progress:
+class Progress:
     """Host-side bookkeeping saved with every checkpoint (JSON)."""
 
     start_step: int
@@ -88,6 +91,14 @@ def evaluate(eval_step: Callable, variables, pipeline, split: str = "test", *, b
     `bar` (a tqdm bar) advances by one per batch; `timings['first_call']` receives the
     seconds of the first batch's call (the compile, when the program is new).
     """
+    return evaluation_result(evaluation_totals(eval_step, variables, pipeline, split,
+                                               bar=bar, timings=timings))
+
+
+def evaluation_totals(eval_step: Callable, variables, pipeline, split: str = "test", *,
+                      bar=None, timings: dict | None = None) -> dict:
+    """The eval step's sums over a split, fetched (see `evaluate`); packed runs: each sum
+    has a leading run axis."""
     totals = None
     for i, batch in enumerate(pipeline.eval_batches(split)):
         t = time.perf_counter()
@@ -97,13 +108,21 @@ def evaluate(eval_step: Callable, variables, pipeline, split: str = "test", *, b
         totals = sums if totals is None else jax.tree_util.tree_map(jnp.add, totals, sums)
         if bar is not None:
             bar.update(1)
-    totals = jax.device_get(totals)
+    return jax.device_get(totals)
+
+
+def evaluation_result(totals: dict) -> dict:
+    """Top-1, top-5, mean loss and count from one run's `evaluation_totals`."""
     n = float(totals["count"])
     return {"top1": float(totals["correct1"]) / n, "top5": float(totals["correct5"]) / n,
             "loss": float(totals["loss"]) / n, "count": int(n)}
 
 
-def _check_finite(window: list, phase: str, step0: int, config, last_ckpt: str) -> dict:
+def accuracy_text(res: dict) -> str:
+    return f"test top-1 {res['top1']:.4f} top-5 {res['top5']:.4f} loss {res['loss']:.4f}"
+
+
+def check_finite(window: list, phase: str, step0: int, config, last_ckpt: str) -> dict:
     """Fetches a window of step metrics, stops on a non-finite step, returns the means."""
     fetched = jax.device_get(window)
     bad = [i for i, m in enumerate(fetched) if not bool(m["finite"])]
@@ -154,9 +173,10 @@ def _compiled_steps(ctx: PhaseContext, phase, model, teacher: Teacher | None):
             make, extra = step_lib.make_train_chunk, {"batch_at": ctx.pipeline.batch_at}
         train = make(model, spec, spec.resolve(dict(phase.loss_params)), mesh=ctx.mesh,
                      teacher_model=teacher.model if teacher else None,
-                     use_features=spec.needs_features, dtype=dtype, **extra)
-        ctx.step_cache[key] = (train, step_lib.make_eval_step(model, mesh=ctx.mesh,
-                                                              dtype=dtype))
+                     use_features=spec.needs_features, dtype=dtype, packed=ctx.packed,
+                     **extra)
+        ctx.step_cache[key] = (train, step_lib.make_eval_step(
+            model, mesh=ctx.mesh, dtype=dtype, packed=ctx.packed))
     return ctx.step_cache[key]
 
 
@@ -198,26 +218,34 @@ class PhaseTrainer:
             return None
         return float(np.asarray(self.schedule(self.start_step + local - 1)))
 
-    def _local_step(self, progress: _Progress) -> int:
-        return int(jax.device_get(self.state.step)) - progress.start_step
+    def _step(self) -> int:
+        """The optimiser's step count (packed runs all count the same steps)."""
+        return int(np.ravel(jax.device_get(self.state.step))[0])
 
-    def _save(self, progress: _Progress, window=(), local0: int = 0) -> None:
+    def _local_step(self, progress: Progress) -> int:
+        return self._step() - progress.start_step
+
+    def _stop_if_nonfinite(self, window, local0: int) -> None:
+        """Policy 'stop': a non-finite step in `window` stops the run (NonFiniteError)."""
+        if window and self.ctx.config.nonfinite == "stop":
+            check_finite(window, self.phase.name, local0, self.ctx.config, self.last_ckpt)
+
+    def _save(self, progress: Progress, window=(), local0: int = 0) -> None:
         """Starts a periodic save; the metrics of steps not logged yet go with it.
 
         A non-finite step in that window stops the run first (policy 'stop'), so no
         checkpoint is ever written after a step that was not applied.
         """
-        if window and self.ctx.config.nonfinite == "stop":
-            _check_finite(window, self.phase.name, local0, self.ctx.config, self.last_ckpt)
-        progress.pending = [{k: np.asarray(v).item() for k, v in m.items()}
+        self._stop_if_nonfinite(window, local0)
+        progress.pending = [{k: np.asarray(v).tolist() for k, v in m.items()}
                             for m in jax.device_get(list(window))]
-        step = int(jax.device_get(self.state.step))
+        step = self._step()
         self.ckpts.save(step, self.state, progress.as_meta(step))
         self.last_ckpt = str(self.ckpts.layout.ckpt / str(step))
 
     def _log_train(self, window, local0, progress, t0, bar) -> int:
         """Logs a window of steps; returns how many of them were skipped (non-finite)."""
-        means = _check_finite(window, self.phase.name, local0, self.ctx.config, self.last_ckpt)
+        means = check_finite(window, self.phase.name, local0, self.ctx.config, self.last_ckpt)
         dt = max(time.perf_counter() - t0, 1e-9)
         ips = len(window) * self.ctx.config.batch_size / dt
         rec = dict(phase=self.phase.name, kind="train", step=local0 + len(window),
@@ -242,7 +270,7 @@ class PhaseTrainer:
                 f"config.optimizer.weight_decay. Last good checkpoint: "
                 f"{self.last_ckpt or 'none (the phase had not saved one yet)'}")
 
-    def _end_epoch(self, epoch: int, progress: _Progress) -> None:
+    def _end_epoch(self, epoch: int, progress: Progress) -> None:
         cfg, phase = self.ctx.config, self.phase
         last = epoch + 1 == phase.num_epochs
         if (epoch + 1) % cfg.eval_every_epochs == 0 or last:
@@ -250,20 +278,17 @@ class PhaseTrainer:
             bar = _progress_bar(cfg, self.ctx.pipeline.eval_steps(), 0, f"{phase.name} eval",
                                 unit="batch", file=self.bar_file)
             timings = {}
-            res = evaluate(self.eval_step, variables_of(self.state), self.ctx.pipeline,
-                           bar=bar, timings=timings)
+            totals = evaluation_totals(self.eval_step, variables_of(self.state),
+                                       self.ctx.pipeline, bar=bar, timings=timings)
             if bar is not None:
                 bar.close()
             if self.evals_run == 0:
                 self.eval_compile_s = timings.get("first_call", 0.0)
             self.evals_run += 1
-            res.update(epoch=epoch + 1, step=(epoch + 1) * self.spe)
-            progress.history.append(res)
-            self.ctx.writer.write(dict(phase=phase.name, kind="eval", **res))
+            text, examples = self._record_evaluation(totals, epoch, progress)
             self._measure()
-            log.info("phase %s epoch %d/%d: test top-1 %.4f top-5 %.4f loss %.4f "
-                     "(evaluated %d examples in %.1f s; %s)", phase.name, epoch + 1,
-                     phase.num_epochs, res["top1"], res["top5"], res["loss"], res["count"],
+            log.info("phase %s epoch %d/%d: %s (evaluated %s examples in %.1f s; %s)",
+                     phase.name, epoch + 1, phase.num_epochs, text, examples,
                      time.perf_counter() - t, self._eta((epoch + 1) * self.spe))
         elif self.epochs_run == 0:
             self._measure()
@@ -272,11 +297,24 @@ class PhaseTrainer:
         self.epochs_run += 1
         anchor_every = phase.anchor_every_epochs
         if anchor_every and (epoch + 1) % anchor_every == 0:
-            self.ckpts.save_anchor(epoch + 1, self.state)
+            self._save_anchor(epoch + 1)
         # Saved after the evaluation and the anchor: a run resumed from this checkpoint
         # starts the next epoch and must find both already done.
         if not last and self._save_due((epoch + 1) * self.spe, epoch_end=True):
             self._save(progress)
+
+    def _record_evaluation(self, totals: dict, epoch: int,
+                           progress: Progress) -> tuple[str, str]:
+        """Adds an evaluation (`evaluation_totals`) to the history and metrics.jsonl;
+        returns its log text and the number of examples evaluated."""
+        res = dict(evaluation_result(totals), epoch=epoch + 1, step=(epoch + 1) * self.spe)
+        progress.history.append(res)
+        self.ctx.writer.write(dict(phase=self.phase.name, kind="eval", **res))
+        return accuracy_text(res), str(res["count"])
+
+    def _save_anchor(self, epoch: int) -> None:
+        """Keeps the state at the end of `epoch` as an anchor ([RCO] route)."""
+        self.ckpts.save_anchor(epoch, self.state)
 
     def _measure(self) -> None:
         """Seconds per step of this process's part of the phase, compiles excluded."""
@@ -315,7 +353,7 @@ class PhaseTrainer:
             return epoch_end
         return local % every == 0 and (epoch_end or local % self.spe != 0)
 
-    def run(self, progress: _Progress) -> _Progress:
+    def run(self, progress: Progress) -> Progress:
         local = self._local_step(progress)
         self.bar_file = sys.stderr
         bar = _progress_bar(self.ctx.config, self.total, local, self.phase.name,
@@ -329,7 +367,7 @@ class PhaseTrainer:
             finally:
                 bar.close()
 
-    def _run(self, progress: _Progress, local: int, bar) -> _Progress:
+    def _run(self, progress: Progress, local: int, bar) -> Progress:
         cfg = self.ctx.config
         self.epochs_run = self.evals_run = 0
         self.t_start = start = time.perf_counter()
@@ -337,7 +375,7 @@ class PhaseTrainer:
         first = True
         for epoch in range(local // self.spe, self.phase.num_epochs):
             local0, t0 = local - len(window), time.perf_counter()
-            skipped = logged = 0
+            skipped, logged = 0, 0   # skipped: per run when packed
             data_epoch = self.phase.data_epoch_offset + epoch   # this phase's own stream
             for steps, call in self._calls(data_epoch, local, window):
                 t = time.perf_counter()
@@ -353,7 +391,8 @@ class PhaseTrainer:
                 if len(window) >= cfg.log_every_steps or local % self.spe == 0:
                     progress.wall_time += time.perf_counter() - start
                     start = time.perf_counter()
-                    skipped += self._log_train(window, local0, progress, t0, bar)
+                    skipped = skipped + np.asarray(self._log_train(window, local0,
+                                                                   progress, t0, bar))
                     logged += len(window)
                     window, local0, t0 = [], local, time.perf_counter()
                 if self._save_due(local, epoch_end=False):
@@ -402,7 +441,7 @@ class PhaseTrainer:
 
     def _call_chunk(self, inputs, data_epoch: int, steps: np.ndarray) -> list[dict]:
         """Runs one chunk; returns its per-step metrics (fetched: one sync per chunk)."""
-        self.state, metrics = self.train_step(self.state, self.teacher_vars, *inputs,
+        self.state, metrics = self.train_step(self.state, self.teacher_vars, inputs,
                                               data_epoch, steps, self.key)
         fetched = jax.device_get(metrics)
         return [{k: v[i] for k, v in fetched.items()} for i in range(len(steps))]
@@ -463,11 +502,11 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
     """
     phase_dir = workdir_lib.phase_dir(ctx.workdir, phase.name)
     ckpts = checkpoints.PhaseCheckpoints(phase_dir, keep=ctx.config.keep_checkpoints)
-    state, progress = init_state, _Progress(start_step=start_step)
+    state, progress = init_state, Progress(start_step=start_step)
     restored = ckpts.restore_latest(checkpoints.abstract_like(init_state))
     if restored is not None:
         state, meta = restored
-        progress = _Progress(meta["start_step"], list(meta["history"]), meta["wall_time"],
+        progress = Progress(meta["start_step"], list(meta["history"]), meta["wall_time"],
                              list(meta.get("pending", [])))
         ctx.writer.drop_after(phase.name, meta["step"] - meta["start_step"])
         log.info("phase %s: resumed at step %d", phase.name, meta["step"])

@@ -107,9 +107,10 @@ def make_mesh(num_devices: int = 0) -> Mesh:
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Leading (batch) axis split over the mesh."""
-    return NamedSharding(mesh, P(DATA_AXIS))
+def batch_sharding(mesh: Mesh, *, packed: bool = False) -> NamedSharding:
+    """The batch axis split over the mesh: the leading axis, or the second one of a
+    packed batch (`config.num_seeds`: a leading run axis, each run's batch split)."""
+    return NamedSharding(mesh, P(None, DATA_AXIS) if packed else P(DATA_AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

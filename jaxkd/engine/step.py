@@ -123,58 +123,74 @@ def train_step_fn(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, A
 
 def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
                     mesh: Mesh, teacher_model=None, use_features: bool = False,
-                    dtype=jnp.float32) -> Callable:
+                    dtype=jnp.float32, packed: bool = False) -> Callable:
     """Builds the jitted, sharded train step of one phase (`train_step_fn`).
 
     The batch is split along the ('data',) `mesh`; state and teacher are replicated.
+    `packed` (`config.num_seeds` > 1): every argument has a leading run axis (stacked
+    states, teachers, batches and keys) and the step is `jax.vmap`ped over it, so each run
+    keeps its own BatchNorm statistics and its own non-finite guard.
 
     Returns:
-        `train_step(state, teacher, batch, key) -> (state, metrics)` (see `train_step_fn`).
+        `train_step(state, teacher, batch, key) -> (state, metrics)` (see `train_step_fn`;
+        packed: metrics of shape [runs]).
     """
     step = train_step_fn(model, loss_spec, loss_params, teacher_model=teacher_model,
                          use_features=use_features, dtype=dtype)
     repl = sharding.replicated(mesh)
-    return jax.jit(step, in_shardings=(repl, repl, sharding.batch_sharding(mesh), repl),
+    return jax.jit(jax.vmap(step) if packed else step,
+                   in_shardings=(repl, repl, sharding.batch_sharding(mesh, packed=packed),
+                                 repl),
                    out_shardings=(repl, repl), donate_argnums=(0,))
 
 
 def make_train_chunk(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
                      mesh: Mesh, batch_at: Callable, teacher_model=None,
-                     use_features: bool = False, dtype=jnp.float32) -> Callable:
+                     use_features: bool = False, dtype=jnp.float32,
+                     packed: bool = False) -> Callable:
     """Builds one program that runs several train steps (`config.steps_per_call`).
 
     A `lax.scan` of `train_step_fn` over the steps (unrolled on CPU), each batch made
-    inside the program by `batch_at(images, labels, order, epoch, step)`
-    (`DevicePipeline.batch_at`: the batch `train_batches` would yield), so a chunk of k
-    steps is one call and no host work.
+    inside the program by `batch_at(inputs, epoch, step)` (`DevicePipeline.batch_at`: the
+    batch `train_batches` would yield), so a chunk of k steps is one call and no host work.
+    `packed`: state, teacher, inputs and key have a leading run axis; each scanned step
+    is the `jax.vmap` of one step of every run (see `make_train_step`).
 
     Returns:
-        `chunk(state, teacher, images, labels, order, epoch, steps, key) -> (state,
-        metrics)`: `steps` int32[k] are the epoch's step indices, `metrics` the per-step
-        metrics of `train_step_fn` stacked along a leading axis of length k.
+        `chunk(state, teacher, inputs, epoch, steps, key) -> (state, metrics)`: `inputs`
+        is `DevicePipeline.train_inputs(epoch)`, `steps` int32[k] the epoch's step
+        indices, `metrics` the per-step metrics of `train_step_fn` stacked along a leading
+        axis of length k (packed: [k, runs]).
     """
     step = train_step_fn(model, loss_spec, loss_params, teacher_model=teacher_model,
                          use_features=use_features, dtype=dtype)
+
+    def one_step(state, teacher, inputs, key, epoch, index):
+        return step(state, teacher, batch_at(inputs, epoch, index), key)
+
+    if packed:
+        one_step = jax.vmap(one_step, in_axes=(0, 0, 0, 0, None, None))
 
     # XLA:CPU runs a while loop's body far slower than the same computation as a program
     # of its own (a ResNet-8 train step: 33x, jax 0.10.2; benchmarks/compiled_chunks.py),
     # so on CPU the chunk is unrolled; GPUs and TPUs run a rolled loop.
     unroll = jax.default_backend() == "cpu"
 
-    def chunk(state, teacher, images, labels, order, epoch, steps, key):
+    def chunk(state, teacher, inputs, epoch, steps, key):
         def body(state, index):
-            return step(state, teacher, batch_at(images, labels, order, epoch, index), key)
+            return one_step(state, teacher, inputs, key, epoch, index)
         return jax.lax.scan(body, state, steps, unroll=unroll)
 
     repl = sharding.replicated(mesh)
     return jax.jit(chunk, out_shardings=(repl, repl), donate_argnums=(0,))
 
 
-def make_eval_step(model, *, mesh: Mesh, dtype=jnp.float32) -> Callable:
+def make_eval_step(model, *, mesh: Mesh, dtype=jnp.float32, packed: bool = False) -> Callable:
     """Builds `eval_step(variables, batch) -> sums` over the unmasked examples.
 
     The sums (`count`, `correct1`, `correct5`, `loss`) add up over batches on the device, so
-    the padded last batch counts each real example exactly once.
+    the padded last batch counts each real example exactly once. `packed`: variables and
+    batch have a leading run axis, and so do the sums.
     """
 
     def eval_step(variables, batch):
@@ -182,8 +198,9 @@ def make_eval_step(model, *, mesh: Mesh, dtype=jnp.float32) -> Callable:
                           features=False)
         return eval_sums(out.logits, batch["label"], batch["mask"])
 
-    return jax.jit(eval_step, in_shardings=(sharding.replicated(mesh),
-                                            sharding.batch_sharding(mesh)),
+    return jax.jit(jax.vmap(eval_step) if packed else eval_step,
+                   in_shardings=(sharding.replicated(mesh),
+                                 sharding.batch_sharding(mesh, packed=packed)),
                    out_shardings=sharding.replicated(mesh))
 
 

@@ -146,11 +146,11 @@ def test_check_finite_stops_naming_the_step_or_skips_with_a_count():
     stop = ml_collections.ConfigDict(dict(nonfinite="stop"))
     with pytest.raises(loop.NonFiniteError, match=r"at step 12 of phase 'gen1'.*Last good "
                                                   r"checkpoint: /w/ckpt/8"):
-        loop._check_finite(window, "gen1", 10, stop, "/w/ckpt/8")
+        loop.check_finite(window, "gen1", 10, stop, "/w/ckpt/8")
     with pytest.raises(loop.NonFiniteError, match="none \\(the phase had not saved one yet\\)"):
-        loop._check_finite(window, "gen1", 0, stop, "")
+        loop.check_finite(window, "gen1", 0, stop, "")
     skip = ml_collections.ConfigDict(dict(nonfinite="skip"))
-    assert loop._check_finite(window, "gen1", 10, skip, "") == {"loss": 2.0, "skipped": 1}
+    assert loop.check_finite(window, "gen1", 10, skip, "") == {"loss": 2.0, "skipped": 1}
 
 
 def test_teacher_signature_and_disk_usage(tmp_path):

@@ -209,7 +209,7 @@ def test_a_chunk_of_steps_trains_like_one_call_per_step():
     for batch in list(pipe.train_batches(2, start_step=1))[:k]:
         state, m = one(state, None, batch, key)
         losses_one.append(float(m["loss"]))
-    chunked, metrics = chunk(fresh(), None, *pipe.train_inputs(2), 2,
+    chunked, metrics = chunk(fresh(), None, pipe.train_inputs(2), 2,
                              np.arange(1, 1 + k, dtype=np.int32), key)
     assert metrics["loss"].shape == (k,) and bool(np.all(metrics["finite"]))
     assert int(chunked.step) == int(state.step) == k
@@ -224,7 +224,7 @@ def test_batch_at_is_the_batch_train_batches_yields():
     pipe = data.make_pipeline(splits, mesh=sharding.make_mesh(0), batch_size=16,
                               eval_batch_size=16, augment_cfg=cfg.data.augment, seed=4)
     want = list(pipe.train_batches(1))[5]
-    got = jax.jit(pipe.batch_at)(*pipe.train_inputs(1), 1, 5)
+    got = jax.jit(pipe.batch_at)(pipe.train_inputs(1), 1, 5)
     np.testing.assert_array_equal(np.asarray(got["label"]), np.asarray(want["label"]))
     np.testing.assert_allclose(np.asarray(got["image"]), np.asarray(want["image"]),
                                atol=1e-6)

@@ -1,0 +1,274 @@
+"""Packed seeds: the same phase of N runs trained as one program (`config.num_seeds`).
+
+Papers of this field are compared by mean +- std over seeds, and a CIFAR network leaves most
+of a modern accelerator idle. With `config.num_seeds = N` every phase trains the N runs
+`config.seed + i` at once: their TrainStates are stacked along a leading run axis and the
+train step is `jax.vmap`ped over it (`jaxkd.engine.step`, `packed=True`). Each run keeps
+what it would have alone: its own init, data order, augmentation keys and normalisation
+(its own pipeline, `PackedPipeline`), its own BatchNorm statistics, its own teacher (the
+runs' teachers are stacked too) and its own non-finite guard (a run's non-finite step is
+not applied to that run only; the others' steps are unaffected).
+
+While a phase trains, its periodic checkpoints hold the stacked state
+(`<workdir>/packed/<phase>/`), so a resumed packed run continues bit-exactly. When it ends,
+each run's final state, anchors, metrics and record go to that run's own workdir
+(`<workdir>/seeds/<seed>/`), a complete single-run workdir: `jaxkd evaluate`, `export`,
+reports, ensembles and the next phase's teachers read it as if it had been trained alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+import shutil
+import time
+import types
+from typing import Any, Callable, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxkd import checkpoints
+from jaxkd import workdir as workdir_lib
+from jaxkd.engine import loop, sharding
+from jaxkd.engine.writer import MetricWriter
+
+log = logging.getLogger(__name__)
+
+
+def _stacker(out_sharding) -> Callable:
+    return jax.jit(lambda *xs: [jnp.stack(v) for v in zip(*xs)], out_shardings=out_sharding)
+
+
+def stack(trees: Sequence[Any], mesh) -> Any:
+    """One pytree whose leaves stack the runs' leaves along a new leading axis,
+    replicated over `mesh` (states, teachers, keys). The runs' trees have one structure;
+    static fields (a TrainState's optimiser and apply_fn) are the first run's."""
+    return _stack(trees, _stacker(sharding.replicated(mesh)))
+
+
+def _stack(trees: Sequence[Any], stacker: Callable) -> Any:
+    treedef = jax.tree_util.tree_structure(trees[0])
+    leaves = stacker(*[jax.tree_util.tree_leaves(t) for t in trees])
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def unstack(tree: Any, runs: int) -> list[Any]:
+    """The runs of a stacked pytree, one pytree each (inverse of `stack`)."""
+    return [jax.tree_util.tree_map(lambda x, i=i: x[i], tree) for i in range(runs)]
+
+
+def run_values(tree: Any, run: int) -> Any:
+    """Run `run`'s values of fetched per-run metrics (every leaf has a run axis)."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[run], tree)
+
+
+class PackedPipeline:
+    """The pipelines of N runs as one `jaxkd.data.Pipeline` of stacked batches.
+
+    Every batch, evaluation batch and set of `train_inputs` has a leading run axis; run i's
+    slice is exactly what run i's own pipeline gives. All runs share the sizes (one config).
+    """
+
+    def __init__(self, pipelines: Sequence[Any], mesh):
+        first = pipelines[0]
+        self.pipelines = list(pipelines)
+        self.steps_per_epoch, self.num_train = first.steps_per_epoch, first.num_train
+        self.batch_size = first.batch_size
+        self.traceable_batches = all(p.traceable_batches for p in pipelines)
+        self.batch_at = getattr(first, "batch_at", None)   # its arguments carry the run's
+        batch = NamedSharding(mesh, P(None, sharding.DATA_AXIS))
+        self._stack_batch = _stacker(batch)
+        self._stack_inputs = _stacker(sharding.replicated(mesh))
+        self._fixed_inputs = None   # the epoch-independent part of `train_inputs`
+
+    def num_eval(self, split: str = "test") -> int:
+        return self.pipelines[0].num_eval(split)
+
+    def eval_batch(self, split: str = "test") -> int:
+        return self.pipelines[0].eval_batch(split)
+
+    def eval_steps(self, split: str = "test") -> int:
+        return self.pipelines[0].eval_steps(split)
+
+    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
+        for batches in zip(*(p.train_batches(epoch, start_step) for p in self.pipelines)):
+            yield _stack(batches, self._stack_batch)
+
+    def eval_batches(self, split: str = "test") -> Iterator[dict]:
+        for batches in zip(*(p.eval_batches(split) for p in self.pipelines)):
+            yield _stack(batches, self._stack_batch)
+
+    def train_inputs(self, epoch: int) -> dict:
+        """The runs' `train_inputs(epoch)`, stacked (the data arrays once, the orders per
+        epoch)."""
+        inputs = [p.train_inputs(epoch) for p in self.pipelines]
+        if self._fixed_inputs is None:
+            self._fixed_inputs = _stack(
+                [{k: v for k, v in i.items() if k != "order"} for i in inputs],
+                self._stack_inputs)
+        return dict(self._fixed_inputs,
+                    order=_stack([i["order"] for i in inputs], self._stack_inputs))
+
+
+@dataclasses.dataclass
+class SeedRun:
+    """One packed run's own places: its seed, its workdir's phase folder and writer."""
+
+    seed: int
+    phase_dir: pathlib.Path
+    writer: MetricWriter
+
+
+class SeedWriters:
+    """The runs' metric writers behind the one writer a `PhaseContext` holds."""
+
+    def __init__(self, writers: Sequence[MetricWriter]):
+        self.writers = list(writers)
+
+    def drop_after(self, phase: str, step: int) -> int:
+        return max(w.drop_after(phase, step) for w in self.writers)
+
+    def flush(self) -> None:
+        for w in self.writers:
+            w.flush()
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()
+
+
+class PackedTrainer(loop.PhaseTrainer):
+    """The epoch loop of one phase of N packed runs (`loop.PhaseTrainer`, run by run where
+    a run's records differ: training windows, evaluations, anchors).
+
+    A run's non-finite step is never applied to it (the vmapped guard) while the others
+    train on, whatever `config.nonfinite` says: stopping would stop every run. A run whose
+    every step of an epoch was non-finite has diverged: it is reported, keeps its last
+    finite state and is marked in its record; the phase stops (NonFiniteError) only when
+    every run has diverged.
+    """
+
+    def __init__(self, *args, runs: Sequence[SeedRun], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.runs = list(runs)
+        self.diverged: list[int] = []   # seeds
+
+    def _stop_if_nonfinite(self, window, local0: int) -> None:
+        """Packed runs never stop on one run's non-finite step (see the class)."""
+
+    def _log_train(self, window, local0, progress, t0, bar) -> np.ndarray:
+        """Logs a window to every run's metrics.jsonl; returns each run's skipped steps."""
+        fetched = jax.device_get(list(window))
+        means = [loop.check_finite([run_values(m, i) for m in fetched],
+                                   f"{self.phase.name} (seed {run.seed})", local0,
+                                   _SKIP, self.last_ckpt)
+                 for i, run in enumerate(self.runs)]
+        ips = len(window) * self.ctx.config.batch_size / max(time.perf_counter() - t0, 1e-9)
+        lr = self.lr_at(local0 + len(window))
+        for run, m in zip(self.runs, means):
+            rec = dict(phase=self.phase.name, kind="train", step=local0 + len(window),
+                       images_per_sec=ips, **m)
+            if lr is not None:
+                rec["lr"] = lr
+            run.writer.write(rec)
+        if bar is not None:
+            bar.set_postfix(loss=f"{np.mean([m['loss'] for m in means]):.3f}",
+                            img_s=f"{ips * len(self.runs):.0f}")
+        return np.asarray([m["skipped"] for m in means])
+
+    def _check_epoch_trained(self, epoch: int, skipped, logged: int) -> None:
+        """Marks the runs whose every step of the epoch was non-finite as diverged; stops
+        only when every run has (`loop.PhaseTrainer._check_epoch_trained`)."""
+        skipped = np.broadcast_to(np.asarray(skipped), (len(self.runs),))
+        for run, n in zip(self.runs, skipped):
+            if logged and n == logged and run.seed not in self.diverged:
+                self.diverged.append(run.seed)
+                log.warning("phase %s, seed %d: every step of epoch %d was non-finite; "
+                            "this run has diverged (its last finite state is kept) while "
+                            "the other packed runs train on", self.phase.name, run.seed,
+                            epoch + 1)
+        super()._check_epoch_trained(epoch, int(skipped.min()), logged)
+
+    def _record_evaluation(self, totals: dict, epoch: int,
+                           progress: loop.Progress) -> tuple[str, str]:
+        texts = []
+        for i, run in enumerate(self.runs):
+            res = dict(loop.evaluation_result(run_values(totals, i)), epoch=epoch + 1,
+                       step=(epoch + 1) * self.spe)
+            progress.history[i].append(res)
+            run.writer.write(dict(phase=self.phase.name, kind="eval", **res))
+            texts.append(f"seed {run.seed}: {loop.accuracy_text(res)}")
+        return "; ".join(texts), f"{len(self.runs)} x {res['count']}"
+
+    def _save_anchor(self, epoch: int) -> None:
+        for run, state in zip(self.runs, unstack(self.state, len(self.runs))):
+            ckpts = checkpoints.PhaseCheckpoints(run.phase_dir)
+            ckpts.save_anchor(epoch, state)
+            ckpts.close()
+
+
+_SKIP = types.SimpleNamespace(nonfinite="skip")   # per-run window checks never raise
+
+
+def train_packed_phase(ctx: loop.PhaseContext, phase, model, init_state, *,
+                       teacher: loop.Teacher | None, key, runs: Sequence[SeedRun],
+                       start_step: int = 0, schedule: Callable | None = None):
+    """Trains one phase of packed runs to its end, resuming from its newest stacked
+    checkpoint (see `loop.train_phase`; every argument state, teacher and key is stacked).
+
+    Returns:
+        (final stacked state, one record per run), after each run's final checkpoint is
+        committed in its own workdir (a run whose final exists already, from a run cut
+        short while writing them, is not written again: it holds the same state).
+    """
+    ckpts = checkpoints.PhaseCheckpoints(workdir_lib.packed_dir(ctx.workdir, phase.name),
+                                         keep=ctx.config.keep_checkpoints)
+    trainer, progress = None, loop.Progress(start_step, [[] for _ in runs])
+    restored = ckpts.restore_latest(checkpoints.abstract_like(init_state))
+    state = init_state
+    if restored is not None:
+        state, meta = restored
+        progress = loop.Progress(meta["start_step"], [list(h) for h in meta["history"]],
+                                 meta["wall_time"], list(meta.get("pending", [])))
+        ctx.writer.drop_after(phase.name, meta["step"] - meta["start_step"])
+        log.info("phase %s: %d packed runs resumed at step %d", phase.name, len(runs),
+                 meta["step"])
+    else:
+        ctx.writer.drop_after(phase.name, 0)
+    trainer = PackedTrainer(ctx, phase, model, state, teacher, ckpts, key, runs=runs,
+                            schedule=schedule, start_step=progress.start_step)
+    try:
+        progress = trainer.run(progress)
+    except BaseException:
+        if jax.process_count() == 1:
+            ckpts.close()
+        raise
+    ckpts.wait()
+    step = trainer._step()
+    records = []
+    for run, run_state, history in zip(runs, unstack(trainer.state, len(runs)),
+                                       progress.history):
+        layout = workdir_lib.PhaseLayout(run.phase_dir)
+        record = dict(name=phase.name, role=phase.role, model=phase.model,
+                      **loop.history_summary(history, phase.num_epochs),
+                      wall_time=progress.wall_time, history=history,
+                      checkpoint=str(layout.final), seed=run.seed,
+                      diverged=run.seed in trainer.diverged)
+        records.append(record)
+        final = checkpoints.PhaseCheckpoints(run.phase_dir)
+        if not final.has_final():
+            meta = dict(step=step, start_step=progress.start_step, history=history,
+                        wall_time=progress.wall_time, pending=[], record=record)
+            final.save_final(run_state, meta)
+        final.close()
+        log.info("phase %s, seed %d: final checkpoint committed (parameters fingerprint "
+                 "%s)", phase.name, run.seed, loop.fingerprint(run_state.params))
+    ckpts.close()
+    ctx.writer.flush()
+    if jax.process_index() == 0:   # every run's final is committed: the stack is spent
+        shutil.rmtree(workdir_lib.packed_dir(ctx.workdir, phase.name), ignore_errors=True)
+    return trainer.state, records
