@@ -22,7 +22,7 @@ import numpy as np
 from jaxkd import checkpoints, config as config_lib, plans, presets, provenance, report
 from jaxkd import workdir as workdir_lib
 from jaxkd.analysis import aggregate, ensembles, stats
-from jaxkd.engine import loop, packed
+from jaxkd.engine import loop, packed, sharding
 from jaxkd.engine.writer import MetricWriter
 from jaxkd.workspace import Workspace
 
@@ -294,7 +294,8 @@ class PackedRunner:
             packed.stack([i["init_state"] for i in inputs], self.ctx.mesh),
             teacher=teacher, key=packed.stack([i["key"] for i in inputs], self.ctx.mesh),
             runs=seeds, start_step=inputs[0]["start_step"], schedule=inputs[0]["schedule"])
-        for r, run_state in zip(runners, packed.unstack(state, len(runners))):
+        for r, run_state in zip(runners,
+                                packed.unstack(state, len(runners), self.ctx.mesh)):
             r.ws.keep_final(phase, run_state)
         return records
 
@@ -386,12 +387,18 @@ def seed_workdirs(config, workdir: pathlib.Path) -> list[pathlib.Path]:
 
 
 def _run_seeds(config, workdir: pathlib.Path, plan) -> dict:
-    """`config.num_seeds` runs of `plan` packed: one workspace and Runner per seed."""
+    """`config.num_seeds` runs of `plan` packed: one workspace and Runner per seed, on
+    one ('runs', 'data') mesh (`sharding.runs_axis_size`)."""
+    devices = config.num_devices or jax.device_count()
+    mesh = sharding.make_mesh(config.num_devices, runs=sharding.runs_axis_size(
+        config.num_seeds, devices, jax.process_count()))
+    log.info("%d packed seeds over a %s mesh of %d devices", config.num_seeds,
+             " x ".join(f"{n} {a}" for a, n in mesh.shape.items()), devices)
     runners = []
     for i, path in enumerate(seed_workdirs(config, workdir)):
         seed_cfg = seed_config(config, i)
         path.mkdir(parents=True, exist_ok=True)
         _check_workdir_config(seed_cfg, path)
         provenance.record(path)
-        runners.append(Runner(Workspace(seed_cfg, path, plan)))
+        runners.append(Runner(Workspace(seed_cfg, path, plan, mesh)))
     return PackedRunner(runners, workdir).run()

@@ -30,17 +30,19 @@ class Workspace:
         config: the run's resolved config.
         workdir: its absolute workdir.
         plan: the phases (a finished greedy RCO route trimmed to the stages it took).
-        mesh: the ('data',) device mesh.
+        mesh: the ('data',) device mesh (a packed seed's: the packed run's
+            ('runs', 'data') mesh, `mesh`).
         splits: the loaded `jaxkd.data.Splits`.
         pipeline: the device pipeline over them.
         image_shape: (H, W, C) of the model's input.
         key: the run's root PRNG key (`config.seed`).
     """
 
-    def __init__(self, config, workdir: str | pathlib.Path, plan: list[plans.Phase]):
+    def __init__(self, config, workdir: str | pathlib.Path, plan: list[plans.Phase],
+                 mesh=None):
         self.config, self.workdir = config, pathlib.Path(workdir)
         self.plan = plans.trim_to_route(plan, workdir_lib.read_route(self.workdir))
-        self.mesh = sharding.make_mesh(config.num_devices)
+        self.mesh = mesh or sharding.make_mesh(config.num_devices)
         sharding.check_batch_size(config.batch_size, self.mesh)
         sharding.check_batch_size(config.eval_batch_size, self.mesh, "config.eval_batch_size")
         self.splits = data.load_splits(config.data, seed=config.seed)

@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxkd.data import augment as augment_lib
 from jaxkd.data.dataset import Splits, check
-from jaxkd.engine.sharding import DATA_AXIS
+from jaxkd.engine.sharding import DATA_AXIS, data_parallel_size
 
 _SHUFFLE_STREAM = 3
 
@@ -72,7 +72,7 @@ class Pipeline(Protocol):
 
 def check_batch_sizes(mesh: Mesh, batch_size: int, eval_batch_size: int) -> None:
     """Raises a ValueError naming the config field when a batch does not split evenly."""
-    devices = mesh.devices.size
+    devices = data_parallel_size(mesh)
     for name, value in (("config.batch_size", batch_size),
                         ("config.eval_batch_size", eval_batch_size)):
         check(isinstance(value, (int, np.integer)) and value > 0,
@@ -165,7 +165,8 @@ class PipelineBase:
         self.steps_per_epoch = self.num_train // self.batch_size
         check(self.steps_per_epoch > 0, f"config.batch_size={batch_size} is larger than the "
               f"{self.num_train} training examples")
-        self._eval_batch = eval_batch_sizes(splits, int(eval_batch_size), mesh.devices.size)
+        self._eval_batch = eval_batch_sizes(splits, int(eval_batch_size),
+                                            data_parallel_size(mesh))
         self.sharding = NamedSharding(mesh, P(DATA_AXIS))
         self.traceable_batches = False
 

@@ -29,7 +29,6 @@ from typing import Any, Callable, Iterator, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxkd import checkpoints
 from jaxkd import workdir as workdir_lib
@@ -44,10 +43,11 @@ def _stacker(out_sharding) -> Callable:
 
 
 def stack(trees: Sequence[Any], mesh) -> Any:
-    """One pytree whose leaves stack the runs' leaves along a new leading axis,
-    replicated over `mesh` (states, teachers, keys). The runs' trees have one structure;
-    static fields (a TrainState's optimiser and apply_fn) are the first run's."""
-    return _stack(trees, _stacker(sharding.replicated(mesh)))
+    """One pytree whose leaves stack the runs' leaves along a new leading axis, split
+    over `mesh`'s 'runs' axis (`sharding.run_sharded`: states, teachers, keys). The runs'
+    trees have one structure; static fields (a TrainState's optimiser and apply_fn) are
+    the first run's."""
+    return _stack(trees, _stacker(sharding.run_sharded(mesh)))
 
 
 def _stack(trees: Sequence[Any], stacker: Callable) -> Any:
@@ -56,9 +56,13 @@ def _stack(trees: Sequence[Any], stacker: Callable) -> Any:
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
-def unstack(tree: Any, runs: int) -> list[Any]:
-    """The runs of a stacked pytree, one pytree each (inverse of `stack`)."""
-    return [jax.tree_util.tree_map(lambda x, i=i: x[i], tree) for i in range(runs)]
+def unstack(tree: Any, runs: int, mesh) -> list[Any]:
+    """The runs of a stacked pytree, one pytree each, replicated over `mesh` as an
+    unpacked run's (inverse of `stack`)."""
+    split = jax.jit(lambda t: [jax.tree_util.tree_map(lambda x, i=i: x[i], t)
+                               for i in range(runs)],
+                    out_shardings=sharding.replicated(mesh))
+    return split(tree)
 
 
 def run_values(tree: Any, run: int) -> Any:
@@ -80,9 +84,8 @@ class PackedPipeline:
         self.batch_size = first.batch_size
         self.traceable_batches = all(p.traceable_batches for p in pipelines)
         self.batch_at = getattr(first, "batch_at", None)   # its arguments carry the run's
-        batch = NamedSharding(mesh, P(None, sharding.DATA_AXIS))
-        self._stack_batch = _stacker(batch)
-        self._stack_inputs = _stacker(sharding.replicated(mesh))
+        self._stack_batch = _stacker(sharding.batch_sharding(mesh, packed=True))
+        self._stack_inputs = _stacker(sharding.run_sharded(mesh))
         self._fixed_inputs = None   # the epoch-independent part of `train_inputs`
 
     def num_eval(self, split: str = "test") -> int:
@@ -205,7 +208,8 @@ class PackedTrainer(loop.PhaseTrainer):
         return "; ".join(texts), f"{len(self.runs)} x {res['count']}"
 
     def _save_anchor(self, epoch: int) -> None:
-        for run, state in zip(self.runs, unstack(self.state, len(self.runs))):
+        states = unstack(self.state, len(self.runs), self.ctx.mesh)
+        for run, state in zip(self.runs, states):
             ckpts = checkpoints.PhaseCheckpoints(run.phase_dir)
             ckpts.save_anchor(epoch, state)
             ckpts.close()
@@ -250,7 +254,7 @@ def train_packed_phase(ctx: loop.PhaseContext, phase, model, init_state, *,
     ckpts.wait()
     step = trainer._step()
     records = []
-    for run, run_state, history in zip(runs, unstack(trainer.state, len(runs)),
+    for run, run_state, history in zip(runs, unstack(trainer.state, len(runs), ctx.mesh),
                                        progress.history):
         layout = workdir_lib.PhaseLayout(run.phase_dir)
         record = dict(name=phase.name, role=phase.role, model=phase.model,

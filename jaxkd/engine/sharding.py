@@ -3,10 +3,15 @@
 The batch is split along the mesh axis; the student state and the teacher's variables are
 replicated. The mesh spans every device of every host; multi-host runs start with
 `initialize_distributed()`. No `pmap`.
+
+Packed seeds (`config.num_seeds`) use a ('runs', 'data') mesh: the stacked states,
+teachers and keys are split along their leading run axis over 'runs', and each run's batch
+over 'data' (`runs_axis_size` chooses the split).
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import jax
@@ -15,8 +20,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxkd.engine import rendezvous
 
-# The mesh's one axis; its only definition (jaxkd.data.batching imports it from here).
+# The mesh's axes; their only definitions (jaxkd.data.batching imports them from here).
 DATA_AXIS = "data"
+RUNS_AXIS = "runs"   # packed seeds only
 
 
 def initialize_distributed(*, heartbeat_timeout_seconds: int = 30,
@@ -96,21 +102,54 @@ def split_host_cpu(config, cores: int | None = None) -> int:
     return n
 
 
-def make_mesh(num_devices: int = 0) -> Mesh:
-    """A 1-D ('data',) mesh over the first `num_devices` devices (0: all, on all hosts)."""
+def make_mesh(num_devices: int = 0, runs: int | None = None) -> Mesh:
+    """A 1-D ('data',) mesh over the first `num_devices` devices (0: all, on all hosts);
+    with `runs` (packed seeds), a ('runs', 'data') mesh of `runs` groups of devices."""
     devices = jax.devices()
     if num_devices:
         if num_devices > len(devices):
             raise ValueError(f"config.num_devices={num_devices} but only {len(devices)} "
                              f"devices are visible")
         devices = devices[:num_devices]
-    return Mesh(np.asarray(devices), (DATA_AXIS,))
+    if runs is None:
+        return Mesh(np.asarray(devices), (DATA_AXIS,))
+    return Mesh(np.asarray(devices).reshape(runs, -1), (RUNS_AXIS, DATA_AXIS))
+
+
+def runs_axis_size(num_seeds: int, num_devices: int, process_count: int = 1) -> int:
+    """How many groups of devices `num_seeds` packed runs spread over.
+
+    On one host, gcd(num_seeds, num_devices): 4 seeds on 4 devices train one run per
+    device (no cross-device traffic in a step), 2 seeds on 4 devices a run per pair of
+    devices (each run data-parallel over its pair), 3 seeds on 4 devices every run over
+    every device. Across hosts every device holds every run (1), as unpacked runs hold
+    their state: the host reads each run's metrics and final state from its own devices.
+    """
+    return math.gcd(num_seeds, num_devices) if process_count == 1 else 1
+
+
+def runs_axis(mesh: Mesh) -> str | None:
+    """The mesh's run axis name, or None for a ('data',) mesh."""
+    return RUNS_AXIS if RUNS_AXIS in mesh.axis_names else None
+
+
+def data_parallel_size(mesh: Mesh) -> int:
+    """The number of devices one batch is split over (the 'data' axis)."""
+    return mesh.shape[DATA_AXIS]
 
 
 def batch_sharding(mesh: Mesh, *, packed: bool = False) -> NamedSharding:
     """The batch axis split over the mesh: the leading axis, or the second one of a
-    packed batch (`config.num_seeds`: a leading run axis, each run's batch split)."""
-    return NamedSharding(mesh, P(None, DATA_AXIS) if packed else P(DATA_AXIS))
+    packed batch (`config.num_seeds`: a leading run axis over 'runs', each run's batch
+    over 'data')."""
+    return NamedSharding(mesh, P(runs_axis(mesh), DATA_AXIS) if packed else P(DATA_AXIS))
+
+
+def run_sharded(mesh: Mesh, *, leading: int = 0) -> NamedSharding:
+    """Stacked per-run arrays (states, teachers, keys, metrics) split along their run
+    axis over 'runs' (replicated on a ('data',) mesh); `leading` axes before it (a
+    chunk's step axis) are not split."""
+    return NamedSharding(mesh, P(*[None] * leading, runs_axis(mesh)))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -120,7 +159,7 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 def check_batch_size(batch_size: int, mesh: Mesh, field: str = "config.batch_size") -> None:
     """Raises a ValueError naming `field` when the batch does not split evenly."""
-    n = mesh.devices.size
+    n = data_parallel_size(mesh)
     if batch_size % n:
         raise ValueError(f"{field}={batch_size} is not divisible by the {n} devices of the "
                          f"mesh; use a multiple of {n}")

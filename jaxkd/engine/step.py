@@ -129,7 +129,8 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
     The batch is split along the ('data',) `mesh`; state and teacher are replicated.
     `packed` (`config.num_seeds` > 1): every argument has a leading run axis (stacked
     states, teachers, batches and keys) and the step is `jax.vmap`ped over it, so each run
-    keeps its own BatchNorm statistics and its own non-finite guard.
+    keeps its own BatchNorm statistics and its own non-finite guard; on a ('runs', 'data')
+    mesh the run axis is split over 'runs' and each run's batch over 'data'.
 
     Returns:
         `train_step(state, teacher, batch, key) -> (state, metrics)` (see `train_step_fn`;
@@ -137,11 +138,22 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
     """
     step = train_step_fn(model, loss_spec, loss_params, teacher_model=teacher_model,
                          use_features=use_features, dtype=dtype)
-    repl = sharding.replicated(mesh)
-    return jax.jit(jax.vmap(step) if packed else step,
-                   in_shardings=(repl, repl, sharding.batch_sharding(mesh, packed=packed),
-                                 repl),
-                   out_shardings=(repl, repl), donate_argnums=(0,))
+    state = _state_sharding(mesh, packed)
+    return jax.jit(_vmap_runs(step, mesh) if packed else step,
+                   in_shardings=(state, state, sharding.batch_sharding(mesh, packed=packed),
+                                 state),
+                   out_shardings=(state, state), donate_argnums=(0,))
+
+
+def _state_sharding(mesh: Mesh, packed: bool):
+    """Unpacked: replicated; packed: the run axis split over the mesh's 'runs' axis."""
+    return sharding.run_sharded(mesh) if packed else sharding.replicated(mesh)
+
+
+def _vmap_runs(fn: Callable, mesh: Mesh, in_axes=0) -> Callable:
+    """`fn` over a leading run axis, which sharding constraints inside it (a batch's
+    'data' split) place on the mesh's 'runs' axis (`spmd_axis_name`)."""
+    return jax.vmap(fn, in_axes=in_axes, spmd_axis_name=sharding.runs_axis(mesh))
 
 
 def make_train_chunk(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
@@ -169,7 +181,7 @@ def make_train_chunk(model, loss_spec: losses.LossSpec, loss_params: Mapping[str
         return step(state, teacher, batch_at(inputs, epoch, index), key)
 
     if packed:
-        one_step = jax.vmap(one_step, in_axes=(0, 0, 0, 0, None, None))
+        one_step = _vmap_runs(one_step, mesh, in_axes=(0, 0, 0, 0, None, None))
 
     # XLA:CPU runs a while loop's body far slower than the same computation as a program
     # of its own (a ResNet-8 train step: 33x, jax 0.10.2; benchmarks/compiled_chunks.py),
@@ -181,8 +193,9 @@ def make_train_chunk(model, loss_spec: losses.LossSpec, loss_params: Mapping[str
             return one_step(state, teacher, inputs, key, epoch, index)
         return jax.lax.scan(body, state, steps, unroll=unroll)
 
-    repl = sharding.replicated(mesh)
-    return jax.jit(chunk, out_shardings=(repl, repl), donate_argnums=(0,))
+    metrics = sharding.run_sharded(mesh, leading=1) if packed else sharding.replicated(mesh)
+    return jax.jit(chunk, out_shardings=(_state_sharding(mesh, packed), metrics),
+                   donate_argnums=(0,))
 
 
 def make_eval_step(model, *, mesh: Mesh, dtype=jnp.float32, packed: bool = False) -> Callable:
@@ -198,10 +211,10 @@ def make_eval_step(model, *, mesh: Mesh, dtype=jnp.float32, packed: bool = False
                           features=False)
         return eval_sums(out.logits, batch["label"], batch["mask"])
 
-    return jax.jit(jax.vmap(eval_step) if packed else eval_step,
-                   in_shardings=(sharding.replicated(mesh),
-                                 sharding.batch_sharding(mesh, packed=packed)),
-                   out_shardings=sharding.replicated(mesh))
+    state = _state_sharding(mesh, packed)
+    return jax.jit(_vmap_runs(eval_step, mesh) if packed else eval_step,
+                   in_shardings=(state, sharding.batch_sharding(mesh, packed=packed)),
+                   out_shardings=state)
 
 
 def eval_sums(logits, labels, mask) -> dict:

@@ -18,7 +18,7 @@ import pytest
 
 from jaxkd import run as run_lib
 from jaxkd import workdir as workdir_lib
-from jaxkd.engine import packed
+from jaxkd.engine import packed, sharding
 from jaxkd.engine.writer import read_records
 from jaxkd.workspace import Workspace
 from tests.helpers import crash_after, tiny_config, write_tiny_npz
@@ -152,6 +152,28 @@ def test_one_device_equals_four(npz, runs, tmp_path):
                            final_params(workdir_lib.seed_workdir(packed_dir, s)), PARAM_ATOL)
 
 
+def test_two_seeds_on_four_devices_split_a_runs_axis(npz, runs, tmp_path, caplog):
+    """2 seeds on 4 fake devices: a 2 x 2 ('runs', 'data') mesh, each run data-parallel
+    over its own pair of devices, equals the separate runs (3 seeds share one axis)."""
+    _, separate = runs["ban"]
+    with caplog.at_level("INFO", logger="jaxkd.run"):
+        run_lib.run(config(npz, "ban", num_seeds=2), tmp_path / "w")
+    assert "2 packed seeds over a 2 runs x 2 data mesh of 4 devices" in caplog.text
+    for s in SEEDS[:2]:
+        mine = workdir_lib.seed_workdir(tmp_path / "w", s)
+        assert_trees_close(final_params(mine), final_params(separate[s]), PARAM_ATOL)
+        np.testing.assert_allclose(train_losses(mine), train_losses(separate[s]), rtol=1e-2,
+                                   atol=1e-3)
+
+
+@pytest.mark.parametrize("seeds, devices, processes, groups",
+                         [(4, 4, 1, 4), (2, 4, 1, 2), (3, 4, 1, 1), (8, 4, 1, 4),
+                          (1, 4, 1, 1), (4, 4, 2, 1)])
+def test_runs_spread_over_the_largest_common_divisor_of_one_host(seeds, devices, processes,
+                                                                 groups):
+    assert sharding.runs_axis_size(seeds, devices, processes) == groups
+
+
 def test_compiled_chunks_equal_one_step_per_call(npz, runs, tmp_path):
     packed_dir, _ = runs["sd"]
     run_lib.run(config(npz, "sd", num_seeds=3, steps_per_call=4), tmp_path / "w")
@@ -162,10 +184,15 @@ def test_compiled_chunks_equal_one_step_per_call(npz, runs, tmp_path):
                                    atol=1e-3)
 
 
-def test_stack_and_unstack_are_inverse():
-    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
-    trees = [{"a": np.full((2,), i, np.float32), "b": [np.int32(i)]} for i in range(3)]
+@pytest.mark.parametrize("runs_axis", [None, 2])
+def test_stack_and_unstack_are_inverse(runs_axis):
+    mesh = sharding.make_mesh(runs=runs_axis)
+    trees = [{"a": np.full((2,), i, np.float32), "b": [np.int32(i)]} for i in range(4)]
     stacked = packed.stack(trees, mesh)
-    assert stacked["a"].shape == (3, 2) and stacked["b"][0].shape == (3,)
-    for got, want in zip(packed.unstack(stacked, 3), trees):
+    assert stacked["a"].shape == (4, 2) and stacked["b"][0].shape == (4,)
+    # Run-split over a ('runs', 'data') mesh: each device holds its group's 2 runs only.
+    shard_rows = {s.data.shape[0] for s in stacked["a"].addressable_shards}
+    assert shard_rows == ({2} if runs_axis else {4})
+    for got, want in zip(packed.unstack(stacked, 4, mesh), trees):
+        assert got["a"].sharding.is_fully_replicated
         assert_trees_equal(got, want)
