@@ -5,20 +5,25 @@ Command (`jaxkd grid` is the same)::
     python -m jaxkd.grid --grid=grids/cpu_cifar100.py --root=DIR [--seeds=3]
 
 A grid file is a Python file whose `get_grid()` returns {name: ConfigDict} (each built from
-`jaxkd.config.default_config()`). Each (name, seed k) runs with `config.seed = k` in its own
-workdir `DIR/<name>/seed<k>`, one at a time, seed-major (seed 0 of every config, then
-seed 1, ...: a grid stopped early still compares every config). A run whose `results.json`
-exists is skipped; an unfinished one resumes where it stopped (`jaxkd.run.run` resumes
-mid-phase), so rerunning the same command after a crash or a kill continues the grid.
-`--only=a,b` restricts the grid; `--summary_only` rewrites the table without running.
+`jaxkd.config.default_config()`). The seeds of a config share its architecture and
+schedule, so by default they train packed (`config.num_seeds`, `jaxkd.engine.packed`):
+one run per config, `config.seed = 0` and `num_seeds = N` in `DIR/<name>/seeds0-<N-1>`,
+seed k's complete workdir in its `seeds/<k>/`; configs run one after the other.
+`--nopack_seeds` runs each (name, seed k) alone, with `config.seed = k`, in
+`DIR/<name>/seed<k>`, seed-major (seed 0 of every config, then seed 1, ...: a grid stopped
+early still compares every config). A job whose seeds all have a `results.json` is
+skipped; an unfinished one resumes where it stopped (`jaxkd.run.run` resumes mid-phase),
+so rerunning the same command after a crash or a kill continues the grid. A seed finished
+either way counts for the summary. `--only=a,b` restricts the grid; `--summary_only`
+rewrites the table without running.
 
-Each run is a child process (`python -m jaxkd.grid --run_one=NAME:SEED`, a flag --help
-does not list): a crash, an out-of-memory kill or a bad config in one run is recorded and
-the grid goes on; each run starts with a clean JAX (no compile caches or device buffers
-piling up over dozens of runs); the child's log goes to
-`DIR/<name>/seed<k>/run.log`, the parent prints a line per start / finish with an ETA. The
-cost is a few seconds of start-up per run (set JAX_COMPILATION_CACHE_DIR to share compiled
-programs between runs). `--in_process` runs everything in this process instead.
+Each job is a child process (`python -m jaxkd.grid --run_one=NAME:SEED[:NUM_SEEDS]`, a
+flag --help does not list): a crash, an out-of-memory kill or a bad config in one job is
+recorded and the grid goes on; each job starts with a clean JAX (no compile caches or
+device buffers piling up over dozens of runs); the child's log goes to its workdir's
+`run.log`, the parent prints a line per start / finish with an ETA. The cost is a few
+seconds of start-up per job (set JAX_COMPILATION_CACHE_DIR to share compiled programs
+between jobs). `--in_process` runs everything in this process instead.
 
 At the end (and after every finished run) `DIR/summary.md` and `DIR/summary.json` hold, per
 config, the mean ± sample std over the finished seeds of each phase's best and last test
@@ -42,6 +47,7 @@ import numpy as np
 from absl import app, flags
 
 from jaxkd import analysis, report as report_lib, run as run_lib
+from jaxkd import workdir as workdir_lib
 
 RESULTS = "results.json"
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"   # a child's run.log
@@ -55,8 +61,9 @@ def load_grid(path: str | pathlib.Path) -> dict:
     spec.loader.exec_module(module)
     grid = dict(module.get_grid())
     for name in grid:
-        if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"{path}: grid name {name!r} is not a directory name")
+        if not name or "/" in name or ":" in name or name.startswith("."):
+            raise ValueError(f"{path}: grid name {name!r} is not a directory name "
+                             f"without ':'")
     return grid
 
 
@@ -67,12 +74,34 @@ def seeded(config, seed: int):
     return config
 
 
-def workdir_of(root: pathlib.Path, name: str, seed: int) -> pathlib.Path:
-    return pathlib.Path(root) / name / f"seed{seed}"
+def workdir_of(root: pathlib.Path, name: str, seed: int, num_seeds: int = 1) -> pathlib.Path:
+    """The workdir of a job: seed `seed` alone, or `num_seeds` packed seeds from `seed`."""
+    if num_seeds == 1:
+        return pathlib.Path(root) / name / f"seed{seed}"
+    return pathlib.Path(root) / name / f"seeds{seed}-{seed + num_seeds - 1}"
 
 
 def is_finished(workdir: pathlib.Path) -> bool:
     return (pathlib.Path(workdir) / RESULTS).exists()
+
+
+def finished_workdir(root: pathlib.Path, name: str, seed: int,
+                     seeds: Sequence[int]) -> pathlib.Path | None:
+    """Where seed `seed` of config `name` finished: alone, or packed with `seeds`."""
+    alone = workdir_of(root, name, seed)
+    in_pack = workdir_lib.seed_workdir(workdir_of(root, name, seeds[0], len(seeds)), seed)
+    return next((w for w in (alone, in_pack) if is_finished(w)), None)
+
+
+def jobs_of(grid: Mapping, seeds: Sequence[int], pack: bool) -> list[tuple[str, int, int]]:
+    """(name, first seed, number of seeds) of every job: one per config with the seeds
+    packed (`pack`; the seeds must be consecutive), else one per (seed, config),
+    seed-major."""
+    if pack and len(seeds) > 1:
+        if list(seeds) != list(range(seeds[0], seeds[0] + len(seeds))):
+            raise ValueError(f"packed seeds must be consecutive, got {list(seeds)}")
+        return [(name, seeds[0], len(seeds)) for name in grid]
+    return [(name, s, 1) for s in seeds for name in grid]
 
 
 def run_wall_time(results: Mapping) -> float:
@@ -98,8 +127,9 @@ def collect(root: pathlib.Path, grid: Mapping, seeds: Sequence[int]) -> dict:
     """Aggregates of every config of the grid over its finished seeds."""
     out = {}
     for name, config in grid.items():
-        done = [s for s in seeds if is_finished(workdir_of(root, name, s))]
-        results = [analysis.load_results(workdir_of(root, name, s)) for s in done]
+        where = {s: finished_workdir(root, name, s, seeds) for s in seeds}
+        done = [s for s in seeds if where[s] is not None]
+        results = [analysis.load_results(where[s]) for s in done]
         out[name] = dict(aggregate(results), method=config.method, model=config.model,
                          seeds=done, pending=[s for s in seeds if s not in done])
     return out
@@ -153,36 +183,45 @@ def write_reports(root: pathlib.Path, summary: Mapping) -> None:
     """Per-run reports and per-config aggregate figures (`jaxkd.report.write_report`)."""
     for name, s in summary.items():
         if s["seeds"]:
+            workdirs = [finished_workdir(root, name, k, s["seeds"] + s["pending"])
+                        for k in s["seeds"]]
             try:
-                report_lib.write_report([workdir_of(root, name, k) for k in s["seeds"]],
-                                        out=root / name, evaluate=False)
+                report_lib.write_report(workdirs, out=root / name, evaluate=False)
             except Exception as err:  # a figure must never lose the grid's numbers
                 print(f"report of {name} failed: {err!r}", flush=True)
 
 
-def run_one(grid_path: str, name: str, seed: int, root: pathlib.Path) -> None:
-    """Runs one (config, seed) in this process (the child's side of `--run_one`)."""
+def run_one(grid_path: str, name: str, seed: int, root: pathlib.Path,
+            num_seeds: int = 1) -> None:
+    """Runs one job in this process (the child's side of `--run_one`): config `name`
+    with `seed`, alone or with `num_seeds` packed seeds."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)   # orbax's per-save chatter
     config = seeded(load_grid(grid_path)[name], seed)
-    run_lib.run(config, workdir_of(root, name, seed))
+    config.num_seeds = num_seeds
+    run_lib.run(config, workdir_of(root, name, seed, num_seeds))
 
 
-def _child(grid_path: str, root: pathlib.Path, name: str, seed: int) -> int:
+def _child(grid_path: str, root: pathlib.Path, name: str, seed: int, num_seeds: int) -> int:
     cmd = [sys.executable, "-m", "jaxkd.grid", f"--grid={grid_path}",
-           f"--root={root}", f"--run_one={name}:{seed}"]
-    with open(workdir_of(root, name, seed) / "run.log", "a") as log:
+           f"--root={root}", f"--run_one={name}:{seed}:{num_seeds}"]
+    with open(workdir_of(root, name, seed, num_seeds) / "run.log", "a") as log:
         return subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _inline(grid_path: str, root: pathlib.Path, name: str, seed: int) -> int:
+def _inline(grid_path: str, root: pathlib.Path, name: str, seed: int, num_seeds: int) -> int:
     try:
-        run_one(grid_path, name, seed, root)
+        run_one(grid_path, name, seed, root, num_seeds)
         return 0
     except Exception as err:  # noqa: BLE001 - recorded as a failed run, the grid goes on
-        print(f"{name}/seed{seed}: {err!r}", flush=True)
+        print(f"{job_name(name, seed, num_seeds)}: {err!r}", flush=True)
         return 1
+
+
+def job_name(name: str, seed: int, num_seeds: int) -> str:
+    """'name/seedK', or 'name/seedsK-L' for packed seeds (the job's workdir under root)."""
+    return f"{name}/{workdir_of(pathlib.Path(), name, seed, num_seeds).name}"
 
 
 def _eta(durations: list[float], remaining: int) -> str:
@@ -190,9 +229,11 @@ def _eta(durations: list[float], remaining: int) -> str:
 
 
 def run_grid(grid_path: str, root: str | pathlib.Path, seeds: Sequence[int], *,
-             only: Sequence[str] = (), report: bool = True, isolate: bool = True) -> int:
-    """Runs every unfinished (config, seed), one child process each (`isolate=False`: in
-    this process, for tests); returns the number of failed runs."""
+             only: Sequence[str] = (), report: bool = True, isolate: bool = True,
+             pack: bool = True) -> int:
+    """Runs every unfinished job, one child process each (`isolate=False`: in this
+    process, for tests): a config's seeds packed (`pack`), else one job per (config,
+    seed); returns the number of failed jobs."""
     root = pathlib.Path(root).absolute()
     root.mkdir(parents=True, exist_ok=True)
     grid = load_grid(grid_path)
@@ -201,28 +242,31 @@ def run_grid(grid_path: str, root: str | pathlib.Path, seeds: Sequence[int], *,
         if unknown:
             raise ValueError(f"--only: {sorted(unknown)} not in the grid {sorted(grid)}")
         grid = {n: c for n, c in grid.items() if n in only}
-    jobs = [(n, s) for s in seeds for n in grid]   # seed-major: a cut grid stays balanced
-    todo = [(n, s) for n, s in jobs if not is_finished(workdir_of(root, n, s))]
-    print(f"grid {grid_path}: {len(grid)} configs x {len(seeds)} seeds = {len(jobs)} runs, "
+    jobs = jobs_of(grid, seeds, pack)
+    todo = [(n, s, k) for n, s, k in jobs
+            if any(finished_workdir(root, n, x, seeds) is None for x in range(s, s + k))]
+    runs = len(grid) * len(seeds)
+    print(f"grid {grid_path}: {len(grid)} configs x {len(seeds)} seeds = {runs} runs in "
+          f"{len(jobs)} jobs{' (seeds packed)' if len(jobs) < runs else ''}, "
           f"{len(jobs) - len(todo)} finished earlier, {len(todo)} to run; root {root}",
           flush=True)
     durations, failed, t0 = [], [], time.time()
-    for i, (name, seed) in enumerate(todo):
-        workdir = workdir_of(root, name, seed)
+    for i, (name, seed, num_seeds) in enumerate(todo):
+        workdir, job = workdir_of(root, name, seed, num_seeds), job_name(name, seed, num_seeds)
         workdir.mkdir(parents=True, exist_ok=True)
-        print(f"[{i + 1}/{len(todo)}] start  {name}/seed{seed}  "
-              f"({_eta(durations, len(todo) - i)})", flush=True)
+        print(f"[{i + 1}/{len(todo)}] start  {job}  ({_eta(durations, len(todo) - i)})",
+              flush=True)
         start = time.time()
-        code = _child(grid_path, root, name, seed) if isolate else _inline(grid_path, root,
-                                                                            name, seed)
+        run = _child if isolate else _inline
+        code = run(grid_path, root, name, seed, num_seeds)
         took = time.time() - start
         ok = code == 0 and is_finished(workdir)
         if ok:
             durations.append(took)
         else:
-            failed.append(f"{name}/seed{seed}")
+            failed.append(job)
         print(f"[{i + 1}/{len(todo)}] {'done' if ok else f'FAILED (exit {code})'}  "
-              f"{name}/seed{seed} in {took / 60:.1f} min; elapsed "
+              f"{job} in {took / 60:.1f} min; elapsed "
               f"{(time.time() - t0) / 60:.1f} min, {_eta(durations, len(todo) - i - 1)}"
               + ("" if ok else f"; see {workdir / 'run.log'}"), flush=True)
         write_summary(root, grid, seeds, title=f"{grid_path}")
@@ -246,6 +290,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, *, child: bool = True) -> N
     flags.DEFINE_string("only", "", "Comma-separated config names to run.", flag_values=fv)
     flags.DEFINE_bool("report", True, "Per-run reports and aggregate figures "
                       "(jaxkd.report); --noreport skips them.", flag_values=fv)
+    flags.DEFINE_bool("pack_seeds", True, "Train a config's seeds packed in one program "
+                      "(config.num_seeds); --nopack_seeds: one run per seed.",
+                      flag_values=fv)
     flags.DEFINE_bool("in_process", False, "Run in this process instead of one child "
                       "process per run.", flag_values=fv)
     flags.DEFINE_bool("summary_only", False, "Only (re)write the summary.", flag_values=fv)
@@ -261,10 +308,10 @@ def main_with(fv: flags.FlagValues) -> int:
     root = pathlib.Path(fv["root"].value).absolute()
     grid_path = fv["grid"].value
     if "run_one" in fv and fv["run_one"].value:
-        name, seed = fv["run_one"].value.rsplit(":", 1)
+        name, seed, num_seeds = (fv["run_one"].value.split(":") + ["1"])[:3]
         # The child's log in its own format, not through the absl handler app.run set up.
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
-        run_one(grid_path, name, int(seed), root)
+        run_one(grid_path, name, int(seed), root, int(num_seeds))
         return 0
     seeds = list(range(fv["seeds"].value))
     if fv["summary_only"].value:
@@ -275,7 +322,8 @@ def main_with(fv: flags.FlagValues) -> int:
         return 0
     only = [n for n in fv["only"].value.split(",") if n]
     return int(run_grid(grid_path, root, seeds, only=only, report=fv["report"].value,
-                        isolate=not fv["in_process"].value) > 0)
+                        isolate=not fv["in_process"].value,
+                        pack=fv["pack_seeds"].value) > 0)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -11,19 +11,30 @@ import numpy as np
 import pytest
 
 from jaxkd import grid
+from jaxkd import workdir as workdir_lib
+from jaxkd.engine.writer import read_records
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _results(root, name, seed):
-    return json.loads((root / name / f"seed{seed}" / "results.json").read_text())
+    return json.loads((grid.finished_workdir(root, name, seed, [0, 1])
+                       / "results.json").read_text())
 
 
-def test_every_run_has_its_own_workdir_and_seed(grid_root):
+def _eval_losses(workdir):
+    return [r["loss"] for _, r in read_records(workdir_lib.metrics_path(workdir))
+            if r["kind"] == "eval"]
+
+
+def test_each_config_trains_its_seeds_packed_each_in_its_own_workdir(grid_root):
     for name in ("base", "sd"):
+        packed = grid_root / name / "seeds0-1"
+        assert json.loads((packed / "config.json").read_text())["num_seeds"] == 2
+        assert (packed / "results.json").exists()
         for seed in (0, 1):
-            workdir = grid_root / name / f"seed{seed}"
-            assert (workdir / "results.json").exists()
+            workdir = grid.finished_workdir(grid_root, name, seed, [0, 1])
+            assert workdir == packed / "seeds" / str(seed)
             assert json.loads((workdir / "config.json").read_text())["seed"] == seed
     assert [p["name"] for p in _results(grid_root, "sd", 0)["phases"]] == [
         "cycle1", "cycle2"]
@@ -59,10 +70,11 @@ def test_summary_matches_hand_computed_mean_and_std(grid_root):
 def test_rerun_skips_finished_and_resumes_the_unfinished_one(grid_root, grid_file):
     """A removed results.json (a run killed before it wrote one) is redone, in a child
     process, from its finished phases; the other runs are not touched."""
-    victim = grid_root / "sd" / "seed1" / "results.json"
+    victim = grid.finished_workdir(grid_root, "sd", 1, [0, 1]) / "results.json"
     before = json.loads(victim.read_text())
     victim.unlink()
-    untouched = (grid_root / "base" / "seed0" / "results.json").stat().st_mtime_ns
+    base = grid.finished_workdir(grid_root, "base", 0, [0, 1]) / "results.json"
+    untouched = base.stat().st_mtime_ns
     summary = grid.write_summary(grid_root, grid.load_grid(grid_file),
                                         [0, 1])
     assert summary["sd"]["pending"] == [1] and summary["sd"]["runs"] == 1
@@ -73,14 +85,35 @@ def test_rerun_skips_finished_and_resumes_the_unfinished_one(grid_root, grid_fil
          f"--root={grid_root}", "--seeds=2", "--noreport"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "3 finished earlier, 1 to run" in out.stdout
-    assert "done  sd/seed1" in out.stdout
+    assert "4 runs in 2 jobs (seeds packed), 1 finished earlier, 1 to run" in out.stdout
+    assert "done  sd/seeds0-1" in out.stdout
     after = json.loads(victim.read_text())
     for a, b in zip(before["phases"], after["phases"]):   # finished phases were only read
         assert a["best_top1"] == b["best_top1"] and a["last_top1"] == b["last_top1"]
-    assert (grid_root / "base" / "seed0" / "results.json").stat().st_mtime_ns == untouched
+    assert base.stat().st_mtime_ns == untouched
     summary = json.loads((grid_root / "summary.json").read_text())
     assert summary["sd"]["runs"] == 2 and summary["sd"]["pending"] == []
+
+
+def test_nopack_runs_each_seed_alone_and_it_counts_beside_packed_seeds(grid_root, grid_file,
+                                                                       tmp_path):
+    """--nopack_seeds: one workdir and child per (config, seed), equal to the packed lane
+    to float32 rounding (tests/engine/test_packed.py); a summary takes a seed finished
+    alone where its packed run is missing."""
+    assert grid.run_grid(str(grid_file), tmp_path, [0, 1], only=["base"], report=False,
+                         isolate=False, pack=False) == 0
+    for seed in (0, 1):
+        alone = tmp_path / "base" / f"seed{seed}"
+        assert grid.finished_workdir(tmp_path, "base", seed, [0, 1]) == alone
+        mine = json.loads((alone / "results.json").read_text())["phases"][0]
+        ref = _results(grid_root, "base", seed)["phases"][0]
+        assert abs(mine["last_top1"] - ref["last_top1"]) <= 1 / 32
+        packed = grid.finished_workdir(grid_root, "base", seed, [0, 1])
+        np.testing.assert_allclose(_eval_losses(alone), _eval_losses(packed), rtol=1e-2)
+    assert grid.jobs_of({"a": 0, "b": 0}, [0, 1], pack=False) == [
+        ("a", 0, 1), ("b", 0, 1), ("a", 1, 1), ("b", 1, 1)]
+    with pytest.raises(ValueError, match="consecutive"):
+        grid.jobs_of({"a": 0}, [0, 2], pack=True)
 
 
 def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path, grid_file):

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxkd import checkpoints
 from jaxkd import workdir as workdir_lib
@@ -38,22 +39,42 @@ from jaxkd.engine.writer import MetricWriter
 log = logging.getLogger(__name__)
 
 
-def _stacker(out_sharding) -> Callable:
-    return jax.jit(lambda *xs: [jnp.stack(v) for v in zip(*xs)], out_shardings=out_sharding)
-
-
 def stack(trees: Sequence[Any], mesh) -> Any:
     """One pytree whose leaves stack the runs' leaves along a new leading axis, split
     over `mesh`'s 'runs' axis (`sharding.run_sharded`: states, teachers, keys). The runs'
     trees have one structure; static fields (a TrainState's optimiser and apply_fn) are
     the first run's."""
-    return _stack(trees, _stacker(sharding.run_sharded(mesh)))
+    return _stack(trees, sharding.run_sharded(mesh))
 
 
-def _stack(trees: Sequence[Any], stacker: Callable) -> Any:
+def _stack(trees: Sequence[Any], out_sharding) -> Any:
     treedef = jax.tree_util.tree_structure(trees[0])
-    leaves = stacker(*[jax.tree_util.tree_leaves(t) for t in trees])
-    return jax.tree_util.tree_unflatten(treedef, leaves)
+    leaves = [jax.tree_util.tree_leaves(t) for t in trees]
+    return jax.tree_util.tree_unflatten(
+        treedef, [stack_leaves(xs, out_sharding) for xs in zip(*leaves)])
+
+
+def stack_leaves(xs: Sequence[Any], out_sharding) -> jax.Array:
+    """The runs' arrays `xs` stacked into one array placed as `out_sharding`, with no
+    cross-device traffic: each device stacks its own copies of its own runs' arrays.
+
+    The runs' arrays are laid out as the stacked array's trailing axes (replicated, or a
+    batch split over 'data'), as the runs' own workspaces place them on the same mesh.
+    Host values (a fresh state's step) are placed from the host. (A jitted `jnp.stack`
+    would reshard replicated inputs with all-to-alls over the devices.)
+    """
+    shape = (len(xs),) + tuple(np.shape(xs[0]))
+    if not all(isinstance(x, jax.Array) for x in xs):
+        host = np.stack([np.asarray(x) for x in xs])
+        return jax.make_array_from_callback(shape, out_sharding, lambda index: host[index])
+    trailing = NamedSharding(out_sharding.mesh, P(*out_sharding.spec[1:]))
+    xs = [x if x.sharding.is_equivalent_to(trailing, x.ndim) else jax.device_put(x, trailing)
+          for x in xs]   # e.g. a key made on the default device
+    shards = [{s.device: s.data for s in x.addressable_shards} for x in xs]
+    arrays = []
+    for device, index in out_sharding.addressable_devices_indices_map(shape).items():
+        arrays.append(jnp.stack([shards[r][device] for r in range(len(xs))[index[0]]]))
+    return jax.make_array_from_single_device_arrays(shape, out_sharding, arrays)
 
 
 def unstack(tree: Any, runs: int, mesh) -> list[Any]:
@@ -84,8 +105,8 @@ class PackedPipeline:
         self.batch_size = first.batch_size
         self.traceable_batches = all(p.traceable_batches for p in pipelines)
         self.batch_at = getattr(first, "batch_at", None)   # its arguments carry the run's
-        self._stack_batch = _stacker(sharding.batch_sharding(mesh, packed=True))
-        self._stack_inputs = _stacker(sharding.run_sharded(mesh))
+        self._stack_batch = sharding.batch_sharding(mesh, packed=True)
+        self._stack_inputs = sharding.run_sharded(mesh)
         self._fixed_inputs = None   # the epoch-independent part of `train_inputs`
 
     def num_eval(self, split: str = "test") -> int:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxkd import losses
 from jaxkd.engine import sharding
@@ -150,10 +150,24 @@ def _state_sharding(mesh: Mesh, packed: bool):
     return sharding.run_sharded(mesh) if packed else sharding.replicated(mesh)
 
 
-def _vmap_runs(fn: Callable, mesh: Mesh, in_axes=0) -> Callable:
-    """`fn` over a leading run axis, which sharding constraints inside it (a batch's
-    'data' split) place on the mesh's 'runs' axis (`spmd_axis_name`)."""
-    return jax.vmap(fn, in_axes=in_axes, spmd_axis_name=sharding.runs_axis(mesh))
+def _vmap_runs(fn: Callable, mesh: Mesh) -> Callable:
+    """`fn` over a leading run axis of every argument, each device computing only its
+    own runs.
+
+    On a ('runs', 'data') mesh the vmapped `fn` is a `jax.shard_map` manual over 'runs'
+    (each group of devices gets its runs' slices) and automatic over 'data' (a run's batch
+    split as unpacked). Left to the SPMD partitioner, a vmapped convolution (a grouped
+    convolution over the runs) is not split by group: every device would gather every
+    run's weights and activations (40 all-gathers in a ResNet-8 step).
+    """
+    runs = sharding.runs_axis(mesh)
+    if runs is None:
+        return jax.vmap(fn)
+
+    def packed(*args):
+        return jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=(P(runs),) * len(args),
+                             out_specs=P(runs), axis_names={runs}, check_vma=False)(*args)
+    return packed
 
 
 def make_train_chunk(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
@@ -181,7 +195,7 @@ def make_train_chunk(model, loss_spec: losses.LossSpec, loss_params: Mapping[str
         return step(state, teacher, batch_at(inputs, epoch, index), key)
 
     if packed:
-        one_step = _vmap_runs(one_step, mesh, in_axes=(0, 0, 0, 0, None, None))
+        one_step = jax.vmap(one_step, in_axes=(0, 0, 0, 0, None, None))
 
     # XLA:CPU runs a while loop's body far slower than the same computation as a program
     # of its own (a ResNet-8 train step: 33x, jax 0.10.2; benchmarks/compiled_chunks.py),
@@ -193,6 +207,11 @@ def make_train_chunk(model, loss_spec: losses.LossSpec, loss_params: Mapping[str
             return one_step(state, teacher, inputs, key, epoch, index)
         return jax.lax.scan(body, state, steps, unroll=unroll)
 
+    if packed and sharding.runs_axis(mesh):   # each device group scans its own runs
+        runs = sharding.runs_axis(mesh)
+        chunk = jax.shard_map(chunk, mesh=mesh, in_specs=(P(runs),) * 3 + (P(), P(), P(runs)),
+                              out_specs=(P(runs), P(None, runs)), axis_names={runs},
+                              check_vma=False)
     metrics = sharding.run_sharded(mesh, leading=1) if packed else sharding.replicated(mesh)
     return jax.jit(chunk, out_shardings=(_state_sharding(mesh, packed), metrics),
                    donate_argnums=(0,))

@@ -20,7 +20,7 @@ def test_help_lists_the_flags_but_not_the_child_mode(command):
     assert out.returncode == (1 if command[-1] == "jaxkd.grid" else 0), out.stderr
     listed = out.stdout.split("\nflags:", 1)[1]
     for flag in ("--grid", "--root", "--seeds", "--only", "--[no]report", "--[no]in_process",
-                 "--[no]summary_only"):
+                 "--[no]pack_seeds", "--[no]summary_only"):
         assert flag in listed, flag
     assert "run_one" not in listed
 
