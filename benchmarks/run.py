@@ -86,6 +86,12 @@ def _h_chunks(r):
             ("chunk speed-up", f"x{r['speedup']:.2f}")]
 
 
+def _h_packing(r):
+    return [(f"N={n} packed / separate img/s ({' x '.join(map(str, x['mesh'].values()))})",
+             f"{x['packed']['items_per_s']:.0f} / {x['separate']['items_per_s']:.0f} "
+             f"(x{x['speedup']:.2f})") for n, x in r["seeds"].items()]
+
+
 def _h_scaling(r):
     rows = [(f"{x['devices']} dev ms/step (x vs 1)",
              f"{x['median_step_s'] * 1e3:.1f} ({x['time_vs_first']:.2f})") for x in r["rows"]]
@@ -134,6 +140,9 @@ def cpu_suite() -> list[Entry]:
         ("whole_run", "benchmarks.whole_run",
          ["--model=resnet8", "--epochs=4", "--cycles=4", "--generations=1",
           "--train_per_class=0", "--batch_size=100"], _h_whole),
+        ("packing", "benchmarks.packing",
+         ["--model=resnet20", "--batch_size=128", "--seeds=1,2,4,8", "--devices=2"],
+         _h_packing),
         ("scaling", "benchmarks.scaling",
          ["--devices=1,2,4,8", "--model=resnet8", "--batch_size=64", "--steps=4"],
          _h_scaling),
@@ -169,6 +178,9 @@ def gpu_suite() -> list[Entry]:
         ("compiled_chunks_resnet20", "benchmarks.compiled_chunks",
          ["--model=resnet20", "--batch_size=128", "--steps=39", "--rounds=10", "--plain"],
          _h_chunks),
+        ("packing_resnet20", "benchmarks.packing",
+         ["--model=resnet20", "--batch_size=128", "--seeds=1,2,4,8", "--rounds=10",
+          "--warmup=3"], _h_packing),
         ("whole_run", "benchmarks.whole_run",
          ["--model=resnet20", "--epochs=8", "--cycles=4", "--generations=2",
           "--train_per_class=0", "--batch_size=128"], _h_whole),
@@ -188,6 +200,8 @@ def smoke_suite() -> list[Entry]:
          _h_data),
         ("compiled_chunks", "benchmarks.compiled_chunks",
          [*tiny, "--steps=2", "--rounds=2", "--warmup=1", "--plain"], _h_chunks),
+        ("packing", "benchmarks.packing", [*tiny, "--seeds=1,2", "--rounds=1", "--warmup=1"],
+         _h_packing),
         ("whole_run", "benchmarks.whole_run",
          ["--model=resnet8", "--epochs=4", "--cycles=4", "--generations=1",
           "--train_per_class=2", "--batch_size=10", "--eval_batch_size=500"], _h_whole),

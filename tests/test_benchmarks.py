@@ -20,7 +20,8 @@ if str(REPO) not in sys.path:       # `benchmarks` is a top-level package beside
     sys.path.insert(0, str(REPO))
 
 SCRIPTS = ["step_throughput", "torch_reference", "roofline", "whole_run", "data_pipeline",
-           "scaling", "cpu_gap", "profile_step", "digests", "compiled_chunks", "run"]
+           "scaling", "cpu_gap", "profile_step", "digests", "compiled_chunks", "packing",
+           "run"]
 TINY = ["--model=resnet8", "--batch_size=8"]
 
 
@@ -127,6 +128,15 @@ def test_compiled_chunks(tmp_path):
               tmp_path)
     assert set(r["variants"]) == {"per_step", "chunk"} and r["steps"] == 2
     assert r["speedup"] > 0
+
+
+def test_packing(tmp_path):
+    r = _main("packing", [*TINY, "--seeds=1,2", "--rounds=1", "--warmup=1"], tmp_path)
+    assert set(r["seeds"]) == {"1", "2"}
+    for n, x in r["seeds"].items():
+        # the conftest's 4 fake devices: gcd(n, 4) groups of runs
+        assert x["mesh"] == {"runs": int(n), "data": 4 // int(n)}
+        assert x["packed"]["items_per_s"] > 0 and x["speedup"] > 0
 
 
 def test_whole_run(tmp_path):
