@@ -8,7 +8,8 @@ the whole ('data',) mesh. Both variants run jaxkd's real train step (SGD Nestero
 decay, BatchNorm, non-finite guard) on the same fixed device-resident batches, interleaved
 round by round: per round, one packed step of N runs and N separate steps. Reported:
 images/s summed over the runs, and the separate/packed time ratio (> 1: packing is
-faster).
+faster). `--runs=vmap|loop` forces how a device steps its own runs (`jax.vmap`, or one
+after the other inside the program: jaxkd's choice on CPU).
 
     python -m benchmarks.packing --model=resnet20 --batch_size=128 --seeds=1,2,4,8
 """
@@ -21,7 +22,7 @@ from benchmarks import common
 
 
 def measure(*, model: str, batch_size: int, seeds: list[int], rounds: int, warmup: int,
-            kd: bool) -> dict:
+            kd: bool, vectorize: str = "auto") -> dict:
     import jax
     import numpy as np
     import optax
@@ -30,6 +31,7 @@ def measure(*, model: str, batch_size: int, seeds: list[int], rounds: int, warmu
     from jaxkd.config import default_config
     from jaxkd.engine import packed, sharding, state as state_lib, step as step_lib
 
+    step_lib.VECTORIZE_RUNS = {"auto": None, "vmap": True, "loop": False}[vectorize]
     cfg = default_config()
     net = models.get_model(model, num_classes=100)
     tx = state_lib.make_optimizer(cfg.optimizer, optax.constant_schedule(0.05))
@@ -103,14 +105,17 @@ def main(argv=None) -> dict:
     flags.DEFINE_integer("warmup", 1, "untimed rounds first", flag_values=fv)
     flags.DEFINE_bool("kd", False, "KD step (a teacher per run) instead of plain CE",
                       flag_values=fv)
+    flags.DEFINE_enum("runs", "auto", ["auto", "vmap", "loop"], "how a device steps its "
+                      "packed runs (jaxkd.engine.step.VECTORIZE_RUNS; auto: vmap on "
+                      "accelerators, a loop on CPU)", flag_values=fv)
     flags.DEFINE_integer("devices", 0, "fake CPU devices (0: leave the backend alone; "
                          "jaxkd's runs use one per core)", flag_values=fv)
     args = common.parse(fv, argv, __doc__)
     common.apply_xla_flags(args.xla_flags, device_count=args.devices)
     seeds = [int(s) for s in args.seeds]
     body = measure(model=args.model, batch_size=args.batch_size, seeds=seeds,
-                   rounds=args.rounds, warmup=args.warmup, kd=args.kd)
-    record = {"benchmark": "packing", "model": args.model, "kd": args.kd,
+                   rounds=args.rounds, warmup=args.warmup, kd=args.kd, vectorize=args.runs)
+    record = {"benchmark": "packing", "model": args.model, "kd": args.kd, "runs": args.runs,
               "batch_size": args.batch_size, "rounds": args.rounds, **body,
               "env": common.env_info()}
     for n, r in body["seeds"].items():

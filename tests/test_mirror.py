@@ -26,6 +26,7 @@ CROSS_CUTTING = {
     "test_import_graph.py",       # the package's import graph
     "test_mirror.py",             # this file
     "test_notebooks.py",          # notebooks/
+    "test_parity.py",             # experiments/parity (not part of the package)
     "test_optional_deps.py",      # a fresh install without the optional extras
     "test_papers_doc.py",         # docs/papers.md
     "test_readme.py",             # README.md's commands as written

@@ -150,11 +150,41 @@ def _state_sharding(mesh: Mesh, packed: bool):
     return sharding.run_sharded(mesh) if packed else sharding.replicated(mesh)
 
 
-def _vmap_runs(fn: Callable, mesh: Mesh) -> Callable:
-    """`fn` over a leading run axis of every argument, each device computing only its
-    own runs.
+#: How `map_runs` batches packed runs: None (vmap on accelerators, a loop on XLA:CPU),
+#: True (always vmap) or False (always loop); read when a step is built.
+VECTORIZE_RUNS: bool | None = None
 
-    On a ('runs', 'data') mesh the vmapped `fn` is a `jax.shard_map` manual over 'runs'
+
+def map_runs(fn: Callable, in_axes=0) -> Callable:
+    """`fn` over a leading run axis (`in_axes` as `jax.vmap`'s): `jax.vmap` on GPUs and
+    TPUs, an unrolled loop of the runs inside the one program on XLA:CPU.
+
+    A vmapped convolution is one grouped convolution over the runs, which XLA:CPU runs
+    3-5x slower than the runs' plain convolutions one after the other (ResNet-20, 2 and 4
+    runs per device: `benchmarks/packing.py --runs=vmap`, BENCHMARKS.md); an accelerator
+    gains from the fewer, larger kernels. Both compute each run alone (BatchNorm, guard).
+    """
+    vectorize = VECTORIZE_RUNS
+    if vectorize is None:
+        vectorize = jax.default_backend() != "cpu"
+    if vectorize:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def looped(*args):
+        axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
+        runs = next(jax.tree_util.tree_leaves(a)[0].shape[0] for a, ax in zip(args, axes)
+                    if ax == 0 and jax.tree_util.tree_leaves(a))
+        outs = [fn(*[a if ax is None else jax.tree_util.tree_map(lambda x, i=i: x[i], a)
+                     for a, ax in zip(args, axes)]) for i in range(runs)]
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
+    return looped
+
+
+def _vmap_runs(fn: Callable, mesh: Mesh) -> Callable:
+    """`fn` over a leading run axis of every argument (`map_runs`), each device computing
+    only its own runs.
+
+    On a ('runs', 'data') mesh the mapped `fn` is a `jax.shard_map` manual over 'runs'
     (each group of devices gets its runs' slices) and automatic over 'data' (a run's batch
     split as unpacked). Left to the SPMD partitioner, a vmapped convolution (a grouped
     convolution over the runs) is not split by group: every device would gather every
@@ -162,10 +192,10 @@ def _vmap_runs(fn: Callable, mesh: Mesh) -> Callable:
     """
     runs = sharding.runs_axis(mesh)
     if runs is None:
-        return jax.vmap(fn)
+        return map_runs(fn)
 
     def packed(*args):
-        return jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=(P(runs),) * len(args),
+        return jax.shard_map(map_runs(fn), mesh=mesh, in_specs=(P(runs),) * len(args),
                              out_specs=P(runs), axis_names={runs}, check_vma=False)(*args)
     return packed
 
@@ -195,7 +225,7 @@ def make_train_chunk(model, loss_spec: losses.LossSpec, loss_params: Mapping[str
         return step(state, teacher, batch_at(inputs, epoch, index), key)
 
     if packed:
-        one_step = jax.vmap(one_step, in_axes=(0, 0, 0, 0, None, None))
+        one_step = map_runs(one_step, in_axes=(0, 0, 0, 0, None, None))
 
     # XLA:CPU runs a while loop's body far slower than the same computation as a program
     # of its own (a ResNet-8 train step: 33x, jax 0.10.2; benchmarks/compiled_chunks.py),
