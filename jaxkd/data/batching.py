@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxkd.data import augment as augment_lib
 from jaxkd.data.dataset import Splits, check
-from jaxkd.engine.sharding import DATA_AXIS, data_parallel_size
+from jaxkd.engine.sharding import DATA_AXIS, check_batch_size, data_parallel_size
 
 _SHUFFLE_STREAM = 3
 
@@ -71,14 +71,10 @@ class Pipeline(Protocol):
 
 
 def check_batch_sizes(mesh: Mesh, batch_size: int, eval_batch_size: int) -> None:
-    """Raises a ValueError naming the config field when a batch does not split evenly."""
-    devices = data_parallel_size(mesh)
-    for name, value in (("config.batch_size", batch_size),
-                        ("config.eval_batch_size", eval_batch_size)):
-        check(isinstance(value, (int, np.integer)) and value > 0,
-              f"{name} must be a positive integer, got {value!r}")
-        check(value % devices == 0, f"{name}={value} is not divisible by the {devices} "
-              f"devices of the mesh; use a multiple of {devices}")
+    """Raises a ValueError naming the config field when a batch is not a positive
+    integer or does not split evenly over the mesh."""
+    check_batch_size(batch_size, mesh)
+    check_batch_size(eval_batch_size, mesh, "config.eval_batch_size")
 
 
 def eval_batch_sizes(splits: Splits, eval_batch_size: int, devices: int) -> dict[str, int]:

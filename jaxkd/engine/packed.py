@@ -3,7 +3,8 @@
 Papers of this field are compared by mean +- std over seeds, and a CIFAR network leaves most
 of a modern accelerator idle. With `config.num_seeds = N` every phase trains the N runs
 `config.seed + i` at once: their TrainStates are stacked along a leading run axis and the
-train step is `jax.vmap`ped over it (`jaxkd.engine.step`, `packed=True`). Each run keeps
+train step is mapped over it (`jaxkd.engine.step.map_runs`, `packed=True`: `jax.vmap` on
+accelerators, a loop inside the program on XLA:CPU). Each run keeps
 what it would have alone: its own init, data order, augmentation keys and normalisation
 (its own pipeline, `PackedPipeline`), its own BatchNorm statistics, its own teacher (the
 runs' teachers are stacked too) and its own non-finite guard (a run's non-finite step is

@@ -158,7 +158,10 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, field: str = "config.batch_size") -> None:
-    """Raises a ValueError naming `field` when the batch does not split evenly."""
+    """Raises a ValueError naming `field` unless the batch is a positive integer that
+    splits evenly over the mesh's data-parallel devices."""
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
+        raise ValueError(f"{field} must be a positive integer, got {batch_size!r}")
     n = data_parallel_size(mesh)
     if batch_size % n:
         raise ValueError(f"{field}={batch_size} is not divisible by the {n} devices of the "

@@ -128,8 +128,9 @@ def make_train_step(model, loss_spec: losses.LossSpec, loss_params: Mapping[str,
 
     The batch is split along the ('data',) `mesh`; state and teacher are replicated.
     `packed` (`config.num_seeds` > 1): every argument has a leading run axis (stacked
-    states, teachers, batches and keys) and the step is `jax.vmap`ped over it, so each run
-    keeps its own BatchNorm statistics and its own non-finite guard; on a ('runs', 'data')
+    states, teachers, batches and keys) and the step is mapped over it (`map_runs`: a
+    `jax.vmap` on accelerators, a loop inside the program on XLA:CPU), so each run keeps
+    its own BatchNorm statistics and its own non-finite guard; on a ('runs', 'data')
     mesh the run axis is split over 'runs' and each run's batch over 'data'.
 
     Returns:
