@@ -2,6 +2,7 @@
 
     python -m benchmarks.run --suite=cpu            # ~10 min on 2 idle CPU cores
     python -m benchmarks.run --suite=gpu            # one GPU (bf16, large batches)
+    python -m benchmarks.run --suite=lease --budget_s=170   # a short GPU lease, first
     python -m benchmarks.run --suite=smoke          # seconds: every script at its smallest
     python -m benchmarks.run --suite=cpu --only=step_throughput,roofline
 
@@ -187,6 +188,33 @@ def gpu_suite() -> list[Entry]:
     ]
 
 
+def lease_suite(tiny: bool = False) -> list[Entry]:
+    """What one short GPU lease measures first (`experiments/gpu`, under 3 minutes with
+    `--budget_s=170`): the packed ResNet-20 steps that size the Table 3 run (plain for the
+    baseline and cycle 1, KD for SD's cycles 2-4), the HBM roofline of a step, the compiled
+    chunk against the per-step loop, the bf16 step and PyTorch's AMP step; most needed first.
+    `tiny` (suite `lease_rehearsal`): the same entries and flags at CPU-rehearsal size."""
+    bf = "--dtype=bfloat16"
+    small, large = (["--model=resnet8", "--batch_size=8"],) * 2 if tiny else (
+        ["--model=resnet20", "--batch_size=128"], ["--model=resnet56", "--batch_size=1024"])
+    rounds = ["--rounds=1", "--warmup=1"] if tiny else ["--rounds=6", "--warmup=2"]
+    packing = [*small, "--seeds=1,2" if tiny else "--seeds=1,2,4,8", *rounds]
+    return [
+        ("packing_resnet20", "benchmarks.packing", packing, _h_packing),
+        ("packing_resnet20_kd", "benchmarks.packing", [*packing, "--kd"], _h_packing),
+        ("roofline_resnet56", "benchmarks.roofline",
+         [*large, bf, "--matmul_n=128" if tiny else "--matmul_n=8192",
+          "--stream_mib=8" if tiny else "--stream_mib=1024", rounds[0]], _h_roofline),
+        ("compiled_chunks_resnet20", "benchmarks.compiled_chunks",
+         [*small, "--steps=2" if tiny else "--steps=39", *rounds, "--plain"], _h_chunks),
+        ("step_throughput_resnet56", "benchmarks.step_throughput", [*large, bf, *rounds],
+         _h_step),
+        ("torch_reference_resnet56_amp", "benchmarks.torch_reference",
+         [*large, bf, "--device=cpu" if tiny else "--device=cuda", *rounds,
+          "--modes=channels_last"], _h_torch),
+    ]
+
+
 def smoke_suite() -> list[Entry]:
     tiny = ["--model=resnet8", "--batch_size=8"]
     return [
@@ -212,7 +240,8 @@ def smoke_suite() -> list[Entry]:
     ]
 
 
-SUITES = {"cpu": cpu_suite, "gpu": gpu_suite, "smoke": smoke_suite}
+SUITES = {"cpu": cpu_suite, "gpu": gpu_suite, "lease": lease_suite,
+          "lease_rehearsal": lambda: lease_suite(tiny=True), "smoke": smoke_suite}
 
 
 def _needs_torch(module: str) -> bool:
@@ -220,16 +249,24 @@ def _needs_torch(module: str) -> bool:
 
 
 def run_suite(name: str, *, only: list[str], json_dir: pathlib.Path,
-              timeout: float) -> dict:
+              timeout: float, budget: float = 0.0) -> dict:
+    """Runs the entries one by one; with `budget` > 0 (seconds) an entry that would start
+    after the budget is spent is skipped, and each entry's timeout is what is left."""
     entries = SUITES[name]()
     if only:
         entries = [e for e in entries if e[0] in only]
     from benchmarks.torch_reference import torch_available
 
-    results = {}
+    results, suite_start = {}, time.perf_counter()
     for label, module, args, headline in entries:
         command = " ".join(["python", "-m", module, *map(shlex.quote, args)])
         print(f"\n$ {command}", flush=True)
+        left = budget - (time.perf_counter() - suite_start) if budget else timeout
+        if left <= 0:
+            results[label] = {"command": command, "skipped": f"the {budget:.0f} s budget "
+                                                             f"of --budget_s was spent"}
+            print(f"  skipped: {results[label]['skipped']}", flush=True)
+            continue
         if _needs_torch(module) and not torch_available():
             results[label] = {"command": command, "skipped": "torch is not installed"}
             print("  skipped: torch is not installed", flush=True)
@@ -237,7 +274,8 @@ def run_suite(name: str, *, only: list[str], json_dir: pathlib.Path,
         out = json_dir / f"{label}.json"
         start = time.perf_counter()
         try:
-            record = common.run_script(module, [*args, f"--json={out}"], timeout=timeout)
+            record = common.run_script(module, [*args, f"--json={out}"],
+                                       timeout=min(timeout, left))
             rows = headline(record)
             results[label] = {"command": command, "seconds": time.perf_counter() - start,
                               "headline": rows, "record": record}
@@ -270,6 +308,8 @@ def main(argv=None) -> int:
     flags.DEFINE_string("out_dir", "", "directory for the per-entry JSON files (default "
                         "benchmarks/results/<suite>)", flag_values=fv)
     flags.DEFINE_float("timeout", 1800.0, "seconds per entry", flag_values=fv)
+    flags.DEFINE_float("budget_s", 0.0, "> 0: seconds for the whole suite; entries that "
+                       "would start later are skipped (a short GPU lease)", flag_values=fv)
     args = common.parse(fv, argv, __doc__)
     if args.xla_flags:
         common.apply_xla_flags(args.xla_flags)     # inherited by every entry's process
@@ -278,7 +318,7 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     results = run_suite(args.suite, only=[o for o in args.only.split(",") if o],
-                        json_dir=out_dir, timeout=args.timeout)
+                        json_dir=out_dir, timeout=args.timeout, budget=args.budget_s)
     print_table(results)
     summary = {"suite": args.suite, "seconds": time.perf_counter() - start,
                "date": time.strftime("%Y-%m-%d"), "results": results,

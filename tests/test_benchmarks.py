@@ -219,3 +219,14 @@ def test_cpu_gap_worker(tmp_path):
                           "--warmup=1"], tmp_path)
     assert set(r["vs_jaxkd_xla"]) == {"jaxkd_xla", "jaxkd_im2col"}
     assert "jaxkd_im2col/torch_channels_last" in r["ratios"]
+
+
+def test_suite_budget_skips_the_entries_that_would_start_after_it(tmp_path):
+    from benchmarks import run
+    entries = [e[0] for e in run.lease_suite()]
+    assert entries[:2] == ["packing_resnet20", "packing_resnet20_kd"]   # what sizes Table 3
+    results = run.run_suite("lease", only=entries[:2], json_dir=tmp_path, timeout=60,
+                            budget=1e-9)
+    assert [r["skipped"] for r in results.values()] == \
+        ["the 0 s budget of --budget_s was spent"] * 2
+    assert list(tmp_path.iterdir()) == []
