@@ -101,3 +101,25 @@ def get_grid():
     c.rco.temperature, c.rco.kl_weight = 5.0, 1.0
     grid["kd_resnet20"] = c
     return grid
+
+
+#: Paired comparisons of RESULTS.md (`python -m experiments.paired --root=ROOT
+#: --pairs=grids/cpu_converged.py`): (label, a, b), each row a - b per seed.
+PAIRS = [
+    ("BAN gen1 − gen0 (the CE baseline)", "born_again/gen1", "born_again/gen0"),
+    ("BAN gen2 − gen0", "born_again/gen2", "born_again/gen0"),
+    ("BANE (gen1+gen2) − gen0", "born_again/ensemble:bane", "born_again/gen0"),
+    ("label smoothing − baseline", "label_smoothing/baseline", "born_again/gen0"),
+    ("SD end (cycle 4) − baseline", "sd_k4_t2/cycle4", "born_again/gen0"),
+    ("SD ensemble (T-scaled) − baseline", "sd_k4_t2/ensemble:sd_ensemble", "born_again/gen0"),
+    ("SD end − its snapshot ensemble (equal weights)", "sd_k4_t2/cycle4",
+     "sd_k4_t2/ensemble:snapshot_ensemble"),
+    ("TT D(0.6,0.6) gen1 − D(1.0,0.6) gen1", "tt_d06_06/gen1", "tt_d10_06/gen1"),
+    ("TT D(0.6,0.6) patriarch − CE patriarch", "tt_d06_06/gen0", "tt_d10_06/gen0"),
+    ("TT D(1.0,0.6) gen1 − its CE patriarch", "tt_d10_06/gen1", "tt_d10_06/gen0"),
+    ("TT D(0.6,0.6) gen1 − baseline", "tt_d06_06/gen1", "born_again/gen0"),
+    ("KD student (ResNet-20 teacher) − baseline", "kd_resnet20/stage1", "born_again/gen0"),
+    ("ResNet-20 teacher − ResNet-8 baseline", "kd_resnet20/teacher", "born_again/gen0"),
+    ("born_again/gen0 − tt_d10_06/gen0 (one phase twice: 0 = deterministic)",
+     "born_again/gen0", "tt_d10_06/gen0"),
+]
