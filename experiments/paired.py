@@ -22,9 +22,11 @@ from typing import Sequence
 
 from absl import app, flags
 
-flags.DEFINE_string("root", None, "The grid's --root.")
-flags.DEFINE_string("pairs", None, "The grid file (its PAIRS list).")
-flags.DEFINE_integer("seeds", 3, "Seeds 0 .. N-1.")
+def define_flags() -> None:
+    """The command line (defined only when run as a script)."""
+    flags.DEFINE_string("root", None, "The grid's --root.")
+    flags.DEFINE_string("pairs", None, "The grid file (its PAIRS list).")
+    flags.DEFINE_integer("seeds", 3, "Seeds 0 .. N-1.")
 
 
 def seed_results(root: pathlib.Path, config: str, seed: int, seeds: int) -> dict | None:
@@ -84,5 +86,6 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["root", "pairs"])
     app.run(main)

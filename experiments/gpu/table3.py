@@ -37,21 +37,26 @@ from typing import Sequence
 
 from absl import app, flags
 
-flags.DEFINE_string("data", "/tmp/jaxkd_gpu/cifar-100-binary",
-                    "CIFAR-100 binary version: the extracted folder or the .tar.gz.")
-flags.DEFINE_string("bench", "/tmp/jaxkd_gpu/bench", "Folder of the lease suite's JSON "
-                    "files (packing_resnet20.json, packing_resnet20_kd.json).")
-flags.DEFINE_string("out", os.environ.get("OUT", "/tmp/jaxkd_gpu/out"),
-                    "Where table3.json goes (the device's $OUT).")
-flags.DEFINE_string("root", "/tmp/jaxkd_gpu/runs", "Workdirs of the two runs.")
-flags.DEFINE_float("budget_s", 450.0, "Seconds the two runs may take together.")
-flags.DEFINE_integer("seeds", 0, "Packed seeds (0: the most that fit --budget_s).")
-flags.DEFINE_float("overhead", 1.3, "Factor on the step-only estimate (evaluation, "
-                   "checkpoints, data).")
-flags.DEFINE_float("compile_s", 40.0, "Seconds of compilation per phase in the estimate.")
-flags.DEFINE_float("poll_s", 10.0, "Seconds between rewrites of table3.json.")
-flags.DEFINE_string("dtype", "bfloat16", "config.dtype of both runs.")
-flags.DEFINE_bool("tiny", False, "Rehearsal size (ResNet-8, a few images, 2 epochs a cycle).")
+
+def define_flags() -> None:
+    """The command line (defined only when run as a script, so importing this module
+    beside other experiments defines no flags)."""
+    flags.DEFINE_string("data", "/tmp/jaxkd_gpu/cifar-100-binary",
+                        "CIFAR-100 binary version: the extracted folder or the .tar.gz.")
+    flags.DEFINE_string("bench", "/tmp/jaxkd_gpu/bench", "Folder of the lease suite's JSON "
+                        "files (packing_resnet20.json, packing_resnet20_kd.json).")
+    flags.DEFINE_string("out", os.environ.get("OUT", "/tmp/jaxkd_gpu/out"),
+                        "Where table3.json goes (the device's $OUT).")
+    flags.DEFINE_string("root", "/tmp/jaxkd_gpu/runs", "Workdirs of the two runs.")
+    flags.DEFINE_float("budget_s", 450.0, "Seconds the two runs may take together.")
+    flags.DEFINE_integer("seeds", 0, "Packed seeds (0: the most that fit --budget_s).")
+    flags.DEFINE_float("overhead", 1.3, "Factor on the step-only estimate (evaluation, "
+                       "checkpoints, data).")
+    flags.DEFINE_float("compile_s", 40.0, "Seconds of compilation per phase in the estimate.")
+    flags.DEFINE_float("poll_s", 10.0, "Seconds between rewrites of table3.json.")
+    flags.DEFINE_string("dtype", "bfloat16", "config.dtype of both runs.")
+    flags.DEFINE_bool("tiny", False, "Rehearsal size (ResNet-8, a few images, 2 epochs a cycle).")
+
 
 FLAGS = flags.FLAGS
 
@@ -253,4 +258,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -110,7 +110,7 @@ def classifier_output(x: jax.Array, *, num_classes: int, dtype: Dtype, return_fe
     """
     if jax.default_backend() == "cpu" and x.dtype != jnp.float32:
         # XLA:CPU of jax 0.12 fuses the last block and this pooling into one YNNPACK
-        # fusion that returns NaN in bfloat16 (tests/models/test_mixed_precision.py); the
+        # fusion that returns NaN in bfloat16 (tests/models/test_common.py); the
         # barrier keeps them apart. Accelerators and float32 compile as before.
         x = jax.lax.optimization_barrier(x)
     features = jnp.mean(x, axis=(1, 2))
