@@ -14,7 +14,6 @@ its standard error, and the per-seed values. Seeds are read wherever they finish
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import pathlib
@@ -31,11 +30,10 @@ def define_flags() -> None:
 
 def seed_results(root: pathlib.Path, config: str, seed: int, seeds: int) -> dict | None:
     """results.json of `seed` of `config`, packed or alone; None if it did not finish."""
-    for path in (root / config / f"seeds0-{seeds - 1}" / "seeds" / str(seed) / "results.json",
-                 root / config / f"seed{seed}" / "results.json"):
-        if path.exists():
-            return json.loads(path.read_text())
-    return None
+    from jaxkd import grid
+
+    workdir = grid.finished_workdir(root, config, seed, range(seeds))
+    return None if workdir is None else json.loads((workdir / grid.RESULTS).read_text())
 
 
 def term_value(results: dict, term: str) -> float:
@@ -79,10 +77,10 @@ def table(root: pathlib.Path, pairs, seeds: int) -> str:
 
 def main(argv: Sequence[str]) -> None:
     del argv
-    spec = importlib.util.spec_from_file_location("grid_file", flags.FLAGS.pairs)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    print(table(pathlib.Path(flags.FLAGS.root), module.PAIRS, flags.FLAGS.seeds))
+    from jaxkd import grid
+
+    pairs = grid.load_module(flags.FLAGS.pairs).PAIRS
+    print(table(pathlib.Path(flags.FLAGS.root), pairs, flags.FLAGS.seeds))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ Configs (the baseline is phase `gen0` of `born_again`: the same plan phase as
 
 import os
 
+from jaxkd import presets
 from jaxkd.config import default_config
 
 DATA = os.environ.get("JAXKD_CIFAR100", "/work/shared/data/cifar100/cifar-100-binary.tar.gz")
@@ -65,17 +66,11 @@ def get_grid():
     c.method, c.generations, c.born_again.variant = "born_again", 1, "ban"
     grid["born_again"] = c
 
-    c = base()
-    c.method = "snapshot_distillation"
-    c.snapshot.cycles, c.snapshot.temperature = 2, 2.0   # each cycle restarts at base_lr
+    c = presets.snapshot(base(), temperature=2.0, cycles=2)   # each restarts at 0.1
     grid["sd_k2_t2"] = c
 
     for name, u in (("tt_d06_06", 0.6), ("tt_d10_06", 1.0)):
-        c = base()
-        c.method, c.generations = "tolerant_teacher", 1
-        c.tolerant_teacher.u, c.tolerant_teacher.k = u, 5
-        c.tolerant_teacher.label_weight = 0.6
-        grid[name] = c
+        grid[name] = presets.tolerant_teacher(base(), u=u, label_weight=0.6, generations=1)
 
     c = base()
     c.method = "rco"

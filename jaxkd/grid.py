@@ -53,13 +53,18 @@ RESULTS = "results.json"
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"   # a child's run.log
 
 
-def load_grid(path: str | pathlib.Path) -> dict:
-    """{name: ConfigDict} from a grid file's `get_grid()` (names must be path-safe)."""
+def load_module(path: str | pathlib.Path):
+    """The grid file at `path` as a module (its `get_grid()`, and e.g. `PAIRS`)."""
     path = pathlib.Path(path)
     spec = importlib.util.spec_from_file_location(f"jaxkd_grid_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    grid = dict(module.get_grid())
+    return module
+
+
+def load_grid(path: str | pathlib.Path) -> dict:
+    """{name: ConfigDict} from a grid file's `get_grid()` (names must be path-safe)."""
+    grid = dict(load_module(path).get_grid())
     for name in grid:
         if not name or "/" in name or ":" in name or name.startswith("."):
             raise ValueError(f"{path}: grid name {name!r} is not a directory name "

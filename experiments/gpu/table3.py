@@ -130,9 +130,12 @@ def choose_seeds(rates: dict, budget: float, **kw) -> tuple[int, dict[int, float
 
 
 def seed_dirs(workdir: pathlib.Path, num_seeds: int) -> list[pathlib.Path]:
+    """Each seed's workdir: the run's own, or `workdir.seed_workdir` of a packed run."""
+    from jaxkd import workdir as workdir_lib
+
     if num_seeds == 1:
         return [workdir]
-    return [workdir / "seeds" / str(k) for k in range(num_seeds)]
+    return [workdir_lib.seed_workdir(workdir, k) for k in range(num_seeds)]
 
 
 def evaluations(workdir: pathlib.Path) -> list[dict]:
