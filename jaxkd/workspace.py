@@ -194,10 +194,13 @@ class Workspace:
 
     # -- predictions --------------------------------------------------------------------
     def logits(self, model, variables, split: str, *, key=None, features: bool = False):
-        """Logits (and features) of a network on a split; one program per `key`."""
+        """Logits (and features) of a network on a split; one program per `key`; a
+        progress bar over the batches with `config.progress_bar`."""
         program = None if key is None else self.programs.get(key, model, features)
-        return predict.predict_split(model, variables, self.pipeline, self.mesh, split,
-                                     features=features, dtype=self.dtype, predict=program)
+        return predict.predict_split(
+            model, variables, self.pipeline, self.mesh, split, features=features,
+            dtype=self.dtype, predict=program,
+            progress=f"predicting {split}" if self.config.progress_bar else None)
 
     def state_logits(self, phase: plans.Phase, state, split: str) -> np.ndarray:
         """Logits of a student state of `phase` on a split."""

@@ -1,15 +1,20 @@
 """`jaxkd predict`: class names and probabilities of images with an exported model.
 
     jaxkd predict --model=EXPORTED_FILE [--top=5] [--json] IMAGE_OR_FOLDER [...]
+    jaxkd predict --model=EXPORTED_FILE --sample=1
 
 Images: PNG / JPEG (anything Pillow reads) files, or folders of them (recursively,
 sorted); each is converted to the model's channels and resized (bilinear, as the data
-pipeline resizes) to the model's image size. Prints, per image, the `--top` classes with
-their softmax probabilities.
+pipeline resizes) to the model's image size. `--sample=N` adds the first N test images of
+each class of the bundled sample (never trained on), named `sample:test/<class>/<NNNN>.jpg`
+and shown with their true class, then the top-1 accuracy on them. Prints, per image, the
+`--top` classes with their softmax probabilities.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import pathlib
 import sys
@@ -21,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from jaxkd import exported
 from jaxkd.cli import common
+from jaxkd.data import sample
 
 USAGE = __doc__
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -34,7 +40,30 @@ def define_flags(fv) -> None:
     flags.DEFINE_integer("batch_size", 256, "Images per forward pass.", lower_bound=1,
                          flag_values=fv)
     flags.DEFINE_bool("json", False, "Print one JSON list instead of text.", flag_values=fv)
+    flags.DEFINE_integer("sample", 0, "Also classify this many test images per class of the "
+                         "bundled sample (shown with their true class).", lower_bound=0,
+                         flag_values=fv)
     flags.mark_flags_as_required(["model"], flag_values=fv)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleImage:
+    """A test image of the bundled sample, in memory: its archive name, true class and
+    JPEG bytes (`jaxkd.data.sample.sample_test_images`)."""
+
+    name: str
+    true_class: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return f"sample:{self.name}"
+
+
+def sample_images(per_class: int) -> list[SampleImage]:
+    """The first `per_class` test images of each class of the bundled sample."""
+    if not per_class:
+        return []
+    return [SampleImage(*image) for image in sample.sample_test_images(per_class)]
 
 
 def image_paths(args: list[str]) -> list[pathlib.Path]:
@@ -55,11 +84,12 @@ def image_paths(args: list[str]) -> list[pathlib.Path]:
     return out
 
 
-def load_image(path: pathlib.Path, image_shape) -> np.ndarray:
-    """uint8[H, W, C] of the model's shape from an image file."""
+def load_image(path: pathlib.Path | SampleImage, image_shape) -> np.ndarray:
+    """uint8[H, W, C] of the model's shape from an image file (or a `SampleImage`)."""
     height, width, channels = image_shape
+    source = io.BytesIO(path.data) if isinstance(path, SampleImage) else path
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img = img.convert("L" if channels == 1 else "RGB")
             if img.size != (width, height):
                 img = img.resize((width, height), Image.BILINEAR)
@@ -70,7 +100,8 @@ def load_image(path: pathlib.Path, image_shape) -> np.ndarray:
 
 
 def predict(model_path, paths, *, top: int = 5, batch_size: int = 256) -> list[dict]:
-    """Per image: `{'path', 'top': [{'class', 'index', 'probability'}, ...]}`."""
+    """Per image (a path or a `SampleImage`): `{'path', 'top': [{'class', 'index',
+    'probability'}, ...]}`, and `'true_class'` for a `SampleImage`."""
     apply_fn, variables, meta = exported.load_model(model_path)
     names = meta["class_names"]
     top = min(top, len(names))
@@ -81,17 +112,28 @@ def predict(model_path, paths, *, top: int = 5, batch_size: int = 256) -> list[d
         probs = np.asarray(jax.nn.softmax(apply_fn(variables, images), axis=-1))
         for path, p in zip(chunk, probs):
             order = np.argsort(-p, kind="stable")[:top]
-            results.append({"path": str(path), "top": [
+            result = {"path": str(path), "top": [
                 {"class": names[i], "index": int(i), "probability": float(p[i])}
-                for i in order]})
+                for i in order]}
+            if isinstance(path, SampleImage):
+                result["true_class"] = path.true_class
+            results.append(result)
     return results
 
 
 def format_text(results: list[dict]) -> str:
+    """Each image's name (and true class) then its classes; the top-1 accuracy over the
+    images whose true class is known."""
     lines = []
     for r in results:
-        lines.append(r["path"])
+        known = f"  (true class: {r['true_class']})" if "true_class" in r else ""
+        lines.append(r["path"] + known)
         lines += [f"  {t['probability']:7.4f}  {t['class']}" for t in r["top"]]
+    labelled = [r for r in results if "true_class" in r]
+    if labelled:
+        hits = sum(r["top"][0]["class"] == r["true_class"] for r in labelled)
+        lines.append(f"top-1 on the {len(labelled)} sample images: {hits}/{len(labelled)} "
+                     f"({100 * hits / len(labelled):.1f}%)")
     return "\n".join(lines)
 
 
@@ -102,10 +144,11 @@ def run(argv: list[str]) -> int:
     common.setup_logging()
 
     def body():
-        if not args:
-            common.fail("name at least one image file or folder: jaxkd predict "
-                        "--model=FILE IMAGE_OR_FOLDER")
-        results = predict(fv["model"].value, image_paths(args), top=fv["top"].value,
+        if not args and not fv["sample"].value:
+            common.fail("name at least one image file or folder (or --sample=N): jaxkd "
+                        "predict --model=FILE IMAGE_OR_FOLDER")
+        images = image_paths(args) + sample_images(fv["sample"].value)
+        results = predict(fv["model"].value, images, top=fv["top"].value,
                           batch_size=fv["batch_size"].value)
         print(json.dumps(results, indent=2) if fv["json"].value else format_text(results))
         sys.stdout.flush()

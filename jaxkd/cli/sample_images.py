@@ -10,36 +10,24 @@ Copies the first `--per_class` test images of each class out of the bundled samp
 from __future__ import annotations
 
 import pathlib
-import re
 import sys
-import tarfile
 
 from absl import flags
 
 from jaxkd.cli import common
 from jaxkd.data import sample
 
-_MEMBER = re.compile(r"^test/([A-Za-z0-9_-]+)/([0-9]+)\.jpg$")
-
 
 def write_sample_images(out: str | pathlib.Path, per_class: int = 1) -> list[pathlib.Path]:
-    """Writes the images; returns their paths, sorted."""
+    """Writes the images (`jaxkd.data.sample.sample_test_images`) to `out/<class>_<NNNN>.jpg`; returns their
+    paths, sorted."""
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    taken: dict[str, int] = {}
     written = []
-    with tarfile.open(sample.SAMPLE_ARCHIVE) as tar:
-        for member in sorted(tar.getmembers(), key=lambda m: m.name):
-            match = _MEMBER.match(member.name)
-            if not member.isfile() or match is None:
-                continue
-            name = match.group(1)
-            if taken.get(name, 0) >= per_class:
-                continue
-            taken[name] = taken.get(name, 0) + 1
-            path = out / f"{name}_{match.group(2)}.jpg"
-            path.write_bytes(tar.extractfile(member).read())
-            written.append(path)
+    for name, label, data in sample.sample_test_images(per_class):
+        path = out / f"{label}_{pathlib.PurePosixPath(name).stem}.jpg"
+        path.write_bytes(data)
+        written.append(path)
     return sorted(written)
 
 

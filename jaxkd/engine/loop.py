@@ -180,15 +180,6 @@ def _compiled_steps(ctx: PhaseContext, phase, model, teacher: Teacher | None):
     return ctx.step_cache[key]
 
 
-def _progress_bar(config, total: int | None, initial: int, desc: str, unit: str = "step",
-                  file=None):
-    if not config.progress_bar or jax.process_index() != 0:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
-                leave=False, file=file or sys.stderr)
-
-
 class PhaseTrainer:
     """Runs the epoch loop of one phase; see `train_phase`."""
 
@@ -275,7 +266,7 @@ class PhaseTrainer:
         last = epoch + 1 == phase.num_epochs
         if (epoch + 1) % cfg.eval_every_epochs == 0 or last:
             t = time.perf_counter()
-            bar = _progress_bar(cfg, self.ctx.pipeline.eval_steps(), 0, f"{phase.name} eval",
+            bar = progress_lib.bar(cfg.progress_bar, self.ctx.pipeline.eval_steps(), 0, f"{phase.name} eval",
                                 unit="batch", file=self.bar_file)
             timings = {}
             totals = evaluation_totals(self.eval_step, variables_of(self.state),
@@ -356,7 +347,7 @@ class PhaseTrainer:
     def run(self, progress: Progress) -> Progress:
         local = self._local_step(progress)
         self.bar_file = sys.stderr
-        bar = _progress_bar(self.ctx.config, self.total, local, self.phase.name,
+        bar = progress_lib.bar(self.ctx.config.progress_bar, self.total, local, self.phase.name,
                             file=self.bar_file)
         if bar is None:
             return self._run(progress, local, None)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from jaxkd.engine import progress as progress_lib
 from jaxkd.engine import step as step_lib
 
 
@@ -34,7 +35,8 @@ class Programs:
 
 
 def predict_split(model, variables, pipeline, mesh: Mesh, split: str = "test", *,
-                  features: bool = False, dtype=jnp.float32, predict=None):
+                  features: bool = False, dtype=jnp.float32, predict=None,
+                  progress: str | None = None):
     """Logits (and features) of every example of a split, padding removed, as numpy.
 
     Args:
@@ -47,6 +49,8 @@ def predict_split(model, variables, pipeline, mesh: Mesh, split: str = "test", *
         dtype: the activations' dtype.
         predict: a program from `Programs.get` (or `make_predict_step`) built with the
             same `features`, to reuse one compiled program across checkpoints.
+        progress: a description to show a progress bar over the split's batches under
+            (on process 0, stderr; gone when done); None: no bar.
 
     Returns:
         float32[N, C] logits, or (logits, float32[N, D] features) with `features`.
@@ -55,12 +59,18 @@ def predict_split(model, variables, pipeline, mesh: Mesh, split: str = "test", *
         predict = step_lib.make_predict_step(model, mesh=mesh, features=features,
                                              dtype=dtype)
     logits, feats = [], []
+    bar = progress_lib.bar(progress is not None, pipeline.eval_steps(split), 0,
+                           progress or "", unit="batch")
     for batch in pipeline.eval_batches(split):
         lg, ft = jax.device_get(predict(variables, batch))
         mask = np.asarray(jax.device_get(batch["mask"]), bool)
         logits.append(lg[mask])
         if features:
             feats.append(ft[mask])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     logits = np.concatenate(logits)
     return (logits, np.concatenate(feats)) if features else logits
 

@@ -15,6 +15,18 @@ import logging
 import sys
 from typing import Iterator
 
+import jax
+
+
+def bar(enabled: bool, total: int | None, initial: int, desc: str, unit: str = "step",
+         file=None):
+    """A tqdm bar (`config.progress_bar`), or None when disabled or off process 0."""
+    if not enabled or jax.process_index() != 0:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
+                leave=False, file=file or sys.stderr)
+
 
 def format_hms(seconds: float) -> str:
     """`HH:MM:SS` (hours may exceed 24: `31:05:00`)."""

@@ -32,3 +32,17 @@ def test_sample_at_another_image_size_keeps_its_origin():
     assert raw.origin == "bundled sample" and raw.coarse_class_names is None
     assert raw.train.images.shape == (10 * sample.TRAIN_PER_CLASS, 8, 8, 3)
     assert len(raw.test) == 10 * sample.TEST_PER_CLASS
+
+
+def test_sample_test_images_are_the_archives_first_test_jpegs_per_class():
+    import tarfile
+    images = sample.sample_test_images(per_class=2)
+    classes = sorted({label for _, label, _ in images})
+    assert len(classes) == 10 and [label for _, label, _ in images] == \
+        [c for c in classes for _ in range(2)]
+    assert [name for name, _, _ in images] == \
+        [f"test/{c}/{i:04d}.jpg" for c in classes for i in range(2)]
+    with tarfile.open(sample.SAMPLE_ARCHIVE) as tar:
+        for name, _, data in images:
+            assert data == tar.extractfile(name).read() and data[:2] == b"\xff\xd8"
+    assert sample.sample_test_images(per_class=1) == images[::2]

@@ -69,3 +69,17 @@ def test_programs_compile_once_per_key(setup):
     scaled = jax.tree_util.tree_map(lambda x: 2 * x, variables)
     predict_lib.predict_split(model, scaled, pipeline, mesh, predict=first)
     assert first._cache_size() == 1
+
+
+def test_progress_shows_a_bar_over_the_batches_and_none_by_default(setup, capfd):
+    mesh, _, pipeline, model, variables = setup
+    capfd.readouterr()
+    quiet = predict_lib.predict_split(model, variables, pipeline, mesh)
+    assert capfd.readouterr().err == ""
+    shown = predict_lib.predict_split(model, variables, pipeline, mesh,
+                                      progress="predicting test")
+    err = capfd.readouterr().err
+    steps = pipeline.eval_steps("test")                   # 37 examples, batches of 8
+    assert steps == 5 and "predicting test:   0%" in err and f"0/{steps} [" in err
+    assert err.endswith("\r")                              # the bar cleared (leave=False)
+    np.testing.assert_array_equal(shown, quiet)
