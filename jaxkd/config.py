@@ -46,6 +46,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.train_per_class = 0
     c.data.test_per_class = 0       # > 0: evaluate on this many test images per class
     c.data.image_size = 32
+    c.data.bptt = 35                # text sources: tokens per truncated-BPTT window
     c.data.augment = ml_collections.ConfigDict(
         dict(kind="cifar", crop_padding=4, pad_mode="constant", flip=True))
 
@@ -55,7 +56,7 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.optimizer = ml_collections.ConfigDict(
         dict(name="sgd", momentum=0.9, nesterov=True, weight_decay=1e-4, decay_mask="all",
-             frozen=()))
+             frozen=(), clip_grad_norm=0.0))   # > 0: clip the gradient's global norm
     # {parameter-path prefix: learning-rate factor}, e.g. {'teacher': 5.0} ([RCO] RL).
     c.optimizer.lr_scales = ml_collections.ConfigDict()
     c.schedule = ml_collections.ConfigDict(
@@ -132,6 +133,7 @@ def _validate_choices(config: ml_collections.ConfigDict) -> None:
     require_choice(opt.decay_mask, "config.optimizer.decay_mask", DECAY_MASKS)
     require_number(opt.weight_decay, "config.optimizer.weight_decay", low=0)
     require_number(opt.momentum, "config.optimizer.momentum", low=0, high=1, high_open=True)
+    require_number(opt.get("clip_grad_norm", 0.0), "config.optimizer.clip_grad_norm", low=0)
     for group, field in (("schedule", "base_lr"), ("rco", "teacher_lr")):
         require_number(config[group][field], f"config.{group}.{field}", low=0, low_open=True)
 

@@ -85,8 +85,13 @@ class Workspace:
 
     # -- models, schedules and states ---------------------------------------------------
     def model(self, name: str, overrides) -> Any:
+        """The named model for this data; a recurrent model that carries its state across
+        training steps (`stream_batch`) gets one row per stream, `config.batch_size`."""
+        overrides = dict(overrides)
+        if "stream_batch" in models.model_overrides(name):
+            overrides["stream_batch"] = self.config.batch_size
         return models.get_model(name, num_classes=self.splits.num_classes, dtype=self.dtype,
-                                **dict(overrides))
+                                **overrides)
 
     def phase_model(self, phase: plans.Phase):
         return self.model(phase.model, phase.model_overrides)

@@ -29,6 +29,7 @@ CROSS_CUTTING = {
     "test_parity.py",             # experiments/parity (not part of the package)
     "test_gpu_table3.py",         # experiments/gpu/table3.py (not part of the package)
     "test_paired.py",             # experiments/paired.py (not part of the package)
+    "test_lstm_lm.py",            # [BAN] Table 6 end to end: text data, LSTM, plan, resume
     "test_optional_deps.py",      # a fresh install without the optional extras
     "test_papers_doc.py",         # docs/papers.md
     "test_readme.py",             # README.md's commands as written

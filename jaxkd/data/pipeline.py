@@ -28,6 +28,8 @@ from jaxkd.data import batching
 from jaxkd.data.batching import Pipeline, epoch_permutation, eval_plan, step_key
 from jaxkd.data.dataset import Splits
 from jaxkd.data.streaming import StreamingPipeline
+from jaxkd.data.text import TextSplits
+from jaxkd.data.text_pipeline import TextPipeline
 
 
 def global_array(values: np.ndarray, sharding: NamedSharding) -> jax.Array:
@@ -136,8 +138,12 @@ def make_pipeline(splits: Splits, *, mesh: Mesh, batch_size: int, eval_batch_siz
         seed: the run's seed; fixes the order of every epoch and every augmentation.
 
     Returns:
-        A `StreamingPipeline` when `splits.streaming`, else a `DevicePipeline`.
+        A `TextPipeline` for text (`jaxkd.data.text.TextSplits`), a `StreamingPipeline`
+        when `splits.streaming`, else a `DevicePipeline`.
     """
+    if isinstance(splits, TextSplits):
+        return TextPipeline(splits, mesh=mesh, batch_size=batch_size,
+                            eval_batch_size=eval_batch_size, seed=seed)
     kind = StreamingPipeline if splits.streaming else DevicePipeline
     return kind(splits, mesh=mesh, batch_size=batch_size, eval_batch_size=eval_batch_size,
                 augment_cfg=augment_cfg, seed=seed)

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from jaxkd import validation
-from jaxkd.data import arrays, cifar_binary, host_ops, image_folder, sample, tfds_source
+from jaxkd.data import (arrays, cifar_binary, host_ops, image_folder, sample, text,
+                        tfds_source)
 from jaxkd.data.dataset import (HELDOUT_MODES, IMAGENET_MEAN, IMAGENET_STD, LABEL_KEYS,
                                 SOURCES, ArrayDataset, DataUnavailableError, RawData, Splits,
                                 StreamingDataset, check, check_labels,
@@ -50,6 +51,7 @@ def _validate(cfg: Any) -> None:
     for name in ("heldout_size", "train_per_class", "test_per_class"):
         validation.require_int(data_field(cfg, name), f"config.data.{name}", low=0)
     validation.require_int(data_field(cfg, "image_size"), "config.data.image_size", low=1)
+    validation.require_int(data_field(cfg, "bptt"), "config.data.bptt", low=1)
     label_key = data_field(cfg, "label_key")
     check(source == "tfds" or label_key in LABEL_KEYS,
           f"config.data.label_key must be one of {LABEL_KEYS}, got {label_key!r}")
@@ -230,9 +232,13 @@ def load_splits(data_cfg: Any, *, seed: int) -> Splits:
         seed: the run's seed; fixes the held-out split and the per-class subset.
 
     Returns:
-        Splits with ArrayDatasets (or StreamingDatasets for ImageNet-sized data).
+        Splits with ArrayDatasets (or StreamingDatasets for ImageNet-sized data); for a
+        text source ('ptb', 'text_sample') `jaxkd.data.text.TextSplits`.
     """
     _validate(data_cfg)
+    if data_field(data_cfg, "source") in text.TEXT_SOURCES:
+        return text.load_source(data_field(data_cfg, "source"), data_field(data_cfg, "path"),
+                                data_field(data_cfg, "bptt"))
     raw = _use_coarse(_read(data_cfg), data_cfg)
     check_not_empty(raw, data_cfg)
     size, num_classes = data_field(data_cfg, "image_size"), len(raw.class_names)

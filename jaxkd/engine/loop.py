@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import math
 import pathlib
 import sys
 import time
@@ -447,6 +448,8 @@ def history_summary(history: list, num_epochs: int) -> dict:
 
     `best_top5` is the top-5 of the best-top-1 evaluation (the papers report both numbers
     of one model), not the highest top-5 of any epoch; ties go to the earliest epoch.
+    `last_perplexity` / `best_perplexity`: exp of the last / lowest test loss, a language
+    model's per-token perplexity ([BAN] Table 6; for a classifier exp of its test CE).
     """
     if not history:
         return {}
@@ -454,7 +457,14 @@ def history_summary(history: list, num_epochs: int) -> dict:
     last = history[-1]
     return {"best_top1": best["top1"], "best_top5": best["top5"],
             "best_epoch": best["epoch"], "last_top1": last["top1"], "last_top5": last["top5"],
+            "last_loss": last["loss"], "last_perplexity": perplexity(last["loss"]),
+            "best_perplexity": min(perplexity(r["loss"]) for r in history),
             "epochs": num_epochs}
+
+
+def perplexity(loss: float) -> float:
+    """exp of a mean cross-entropy: a language model's per-token perplexity."""
+    return float(math.exp(min(loss, 700.0)))
 
 
 def _restart_warning(phase: str, lost_step: int, ckpts) -> None:

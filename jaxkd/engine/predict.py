@@ -63,7 +63,7 @@ def predict_split(model, variables, pipeline, mesh: Mesh, split: str = "test", *
                            progress or "", unit="batch")
     for batch in pipeline.eval_batches(split):
         lg, ft = jax.device_get(predict(variables, batch))
-        mask = np.asarray(jax.device_get(batch["mask"]), bool)
+        mask = np.asarray(jax.device_get(batch["mask"]), bool).reshape(-1)   # tokens: [B*T]
         logits.append(lg[mask])
         if features:
             feats.append(ft[mask])
@@ -79,6 +79,6 @@ def split_labels(pipeline, split: str = "test") -> np.ndarray:
     """Labels of a split in evaluation order, padding removed."""
     out = []
     for batch in pipeline.eval_batches(split):
-        mask = np.asarray(jax.device_get(batch["mask"]), bool)
-        out.append(np.asarray(jax.device_get(batch["label"]))[mask])
+        mask = np.asarray(jax.device_get(batch["mask"]), bool).reshape(-1)
+        out.append(np.asarray(jax.device_get(batch["label"])).reshape(-1)[mask])
     return np.concatenate(out)

@@ -71,9 +71,11 @@ def make_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTra
     running statistics are not parameters: those of a frozen BatchNorm still update in
     training mode (freeze a subtree without BatchNorm, as [BAN] does, to keep it exact).
 
+    `optimizer_cfg.clip_grad_norm` > 0 first clips the gradient's global norm (LSTMs).
+
     Args:
         optimizer_cfg: `config.optimizer` (name, momentum, nesterov, weight_decay,
-            decay_mask, frozen).
+            decay_mask, frozen, clip_grad_norm).
         schedule: learning rate as a function of the optimiser's step count.
 
     Raises:
@@ -84,7 +86,7 @@ def make_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTra
     frozen = tuple(optimizer_cfg.get("frozen", ()) or ())
     scales = dict(optimizer_cfg.get("lr_scales", {}) or {})
     if not frozen and not scales:
-        return tx
+        return _clipped(optimizer_cfg, tx)
     transforms = {"train": tx, "frozen": optax.set_to_zero()}
     for i, (prefix, scale) in enumerate(sorted(scales.items())):
         transforms[f"scale{i}"] = _base_optimizer(
@@ -98,7 +100,14 @@ def make_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTra
         mask = prefix_mask(params, frozen, "config.optimizer.frozen")
         return jax.tree_util.tree_map(lambda m, l: "frozen" if m else l, mask, out)
 
-    return optax.multi_transform(transforms, labels)
+    return _clipped(optimizer_cfg, optax.multi_transform(transforms, labels))
+
+
+def _clipped(optimizer_cfg, tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """`tx` after clipping the whole gradient's global norm to `clip_grad_norm` (> 0;
+    Zaremba et al. 2014's LSTMs: 5 or 10), or `tx` itself."""
+    clip = float(optimizer_cfg.get("clip_grad_norm", 0.0) or 0.0)
+    return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
 
 
 def _base_optimizer(optimizer_cfg, schedule: optax.Schedule) -> optax.GradientTransformation:

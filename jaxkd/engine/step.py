@@ -30,7 +30,29 @@ def _forward(model, variables, images, *, train, features, rngs=None):
         out, updates = model.apply(variables, images, train=False,
                                    return_features=features), None
     logits, feats = out if features else (out, None)
+    if logits.ndim == 3:   # a language model: every token is an example ([B*T, V])
+        logits = logits.reshape(-1, logits.shape[-1])
+        feats = None if feats is None else feats.reshape(-1, feats.shape[-1])
     return losses.Outputs(logits.astype(jnp.float32), feats), updates
+
+
+def model_inputs(batch: dict, dtype):
+    """The batch's images in the compute dtype; signed-integer inputs (token ids) as they
+    are (a bfloat16 id above 256 would be rounded)."""
+    x = batch["image"]
+    return x if jnp.issubdtype(x.dtype, jnp.signedinteger) else x.astype(dtype)
+
+
+def reset_carry(batch_stats, reset):
+    """`batch_stats` with a recurrent model's carried state (entries named `carry*`)
+    zeroed in the rows where `reset` (bool[B], an epoch's first window) is True."""
+    if reset is None:
+        return batch_stats
+
+    def zero(path, leaf):
+        carried = any(str(getattr(k, "key", "")).startswith("carry") for k in path)
+        return jnp.where(reset[:, None], jnp.zeros_like(leaf), leaf) if carried else leaf
+    return jax.tree_util.tree_map_with_path(zero, batch_stats)
 
 
 def _tree_all_finite(tree) -> jax.Array:
@@ -85,17 +107,18 @@ def train_step_fn(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, A
     def train_step(state: TrainState, teacher, batch, key):
         rng = jax.random.fold_in(key, state.step)
         dropout_rng, loss_rng = jax.random.split(rng)
-        images = batch["image"].astype(dtype)
+        images, labels = model_inputs(batch, dtype), batch["label"].reshape(-1)
         teacher_out = _teacher_outputs(teacher_model, teacher, images, use_features)
+        batch_stats = reset_carry(state.batch_stats, batch.get("reset"))
 
         def loss_fn(p):
-            variables = {"params": p, "batch_stats": state.batch_stats}
+            variables = {"params": p, "batch_stats": batch_stats}
             out, updates = _forward(model, variables, images, train=True,
                                     features=use_features, rngs={"dropout": dropout_rng})
             # A two-term loss's weighted parts are logged too (aux outputs: no gradient
             # flows through them); the loss is their sum, computed once.
             per_example, parts = loss_spec.per_example_and_terms(
-                out, teacher_out, batch["label"], loss_rng, **params)
+                out, teacher_out, labels, loss_rng, **params)
             terms = {f"loss_{name}": jnp.mean(value) for name, value in parts.items()}
             return jnp.mean(per_example), (out.logits, updates, terms)
 
@@ -111,7 +134,7 @@ def train_step_fn(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, A
         new_state = _select(finite, new_state, state.replace(step=state.step + 1))
         metrics = {
             "loss": loss,
-            "top1": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+            "top1": jnp.mean(jnp.argmax(logits, -1) == labels),
             "grad_norm": optax.tree.norm(grads),
             "finite": finite,
             **terms,
@@ -257,9 +280,9 @@ def make_eval_step(model, *, mesh: Mesh, dtype=jnp.float32, packed: bool = False
     """
 
     def eval_step(variables, batch):
-        out, _ = _forward(model, variables, batch["image"].astype(dtype), train=False,
+        out, _ = _forward(model, variables, model_inputs(batch, dtype), train=False,
                           features=False)
-        return eval_sums(out.logits, batch["label"], batch["mask"])
+        return eval_sums(out.logits, batch["label"].reshape(-1), batch["mask"].reshape(-1))
 
     state = _state_sharding(mesh, packed)
     return jax.jit(_vmap_runs(eval_step, mesh) if packed else eval_step,
@@ -283,7 +306,7 @@ def make_predict_step(model, *, mesh: Mesh, features: bool = False, dtype=jnp.fl
     """Builds `predict(variables, batch) -> (logits, features or None)` for analysis."""
 
     def predict(variables, batch):
-        out, _ = _forward(model, variables, batch["image"].astype(dtype), train=False,
+        out, _ = _forward(model, variables, model_inputs(batch, dtype), train=False,
                           features=features)
         return out.logits, out.features
 

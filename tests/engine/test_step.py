@@ -228,3 +228,65 @@ def test_batch_at_is_the_batch_train_batches_yields():
     np.testing.assert_array_equal(np.asarray(got["label"]), np.asarray(want["label"]))
     np.testing.assert_allclose(np.asarray(got["image"]), np.asarray(want["image"]),
                                atol=1e-6)
+
+
+# -- language models: tokens, per-token losses, the carried state -----------------------------
+LM = dict(embed_dim=8, hidden_dim=8, num_layers=1, dropout=0.0, stream_batch=4)
+
+
+def test_reset_carry_zeroes_the_carried_rows_only():
+    stats = {"lstm": {"carry_0": {"c": jnp.ones((3, 2)), "h": jnp.ones((3, 2))}},
+             "BatchNorm_0": {"mean": jnp.ones((3, 2))}}
+    out = step_lib.reset_carry(stats, jnp.array([True, False, True]))
+    np.testing.assert_array_equal(out["lstm"]["carry_0"]["h"], [[0, 0], [1, 1], [0, 0]])
+    np.testing.assert_array_equal(out["BatchNorm_0"]["mean"], np.ones((3, 2)))
+    assert step_lib.reset_carry(stats, None) is stats
+
+
+def test_one_lm_step_is_sgd_on_the_per_token_ban_l_gradient():
+    """[BAN] BAN+L on sequences: every token is an example. The loss is the mean over the
+    B*T tokens of CE(s, y) + KL(t || s), whose gradient in the student's logits is
+    (2 softmax(s) - onehot(y) - softmax(t)) / (B T); the tied softmax's bias gets the sum of
+    that over the tokens, so one SGD step (no momentum, no decay) moves it by -lr times it."""
+    mesh = sharding.make_mesh(1)
+    vocab, lr = 12, 0.5
+    model = models.get_model("lstm_lm", num_classes=vocab, **LM)
+    opt = ml_collections.ConfigDict(dict(name="sgd", momentum=0.0, nesterov=False,
+                                         weight_decay=0.0, decay_mask="all", frozen=()))
+    tx = state_lib.make_optimizer(opt, optax.constant_schedule(lr))
+    variables = state_lib.init_variables(model, jax.random.key(0), (6,))
+    state = state_lib.create_train_state(model, variables, tx)
+    teacher = state_lib.init_variables(model, jax.random.key(1), (6,))
+    teacher["params"]["head_bias"] = jnp.linspace(-1, 1, vocab)   # a distinct teacher
+    rng = np.random.default_rng(0)
+    batch = {"image": rng.integers(0, vocab, (4, 6)).astype(np.int32),
+             "label": rng.integers(0, vocab, (4, 6)).astype(np.int32),
+             "reset": np.ones((4,), bool)}
+    spec = losses.get("ban_l")
+    step = step_lib.make_train_step(model, spec, {}, mesh=mesh, teacher_model=model)
+    s = model.apply(variables, batch["image"]).reshape(-1, vocab)
+    t = model.apply(teacher, batch["image"]).reshape(-1, vocab)
+    y = jax.nn.one_hot(batch["label"].reshape(-1), vocab)
+    grad_logits = (2 * jax.nn.softmax(s) - y - jax.nn.softmax(t)) / s.shape[0]
+    want = np.asarray(variables["params"]["head_bias"]) - lr * grad_logits.sum(0)
+    new, metrics = step(state, teacher, batch, jax.random.key(0))   # donates `state`
+    np.testing.assert_allclose(new.params["head_bias"], want, rtol=1e-5, atol=1e-7)
+    ce = -jnp.mean(jnp.sum(y * jax.nn.log_softmax(s), -1))
+    kl = jnp.mean(jnp.sum(jax.nn.softmax(t) * (jax.nn.log_softmax(t) - jax.nn.log_softmax(s)),
+                          -1))
+    np.testing.assert_allclose(float(metrics["loss"]), float(ce + kl), rtol=1e-5)
+    assert new.batch_stats["carry_0"]["h"].shape == (4, 8)
+    assert float(jnp.abs(new.batch_stats["carry_0"]["h"]).max()) > 0   # state carried on
+
+
+def test_lm_eval_sums_count_every_token():
+    mesh = sharding.make_mesh(1)
+    model = models.get_model("lstm_lm", num_classes=12, **LM)
+    variables = state_lib.init_variables(model, jax.random.key(0), (6,))
+    variables["params"] = jax.tree_util.tree_map(jnp.zeros_like, variables["params"])
+    batch = {"image": np.ones((2, 5), np.int32), "label": np.zeros((2, 5), np.int32),
+             "mask": np.ones((2, 5), bool)}
+    sums = step_lib.make_eval_step(model, mesh=mesh)(variables, batch)
+    # zero weights: uniform next-token distribution, CE = log 12 per token
+    assert float(sums["count"]) == 10
+    np.testing.assert_allclose(float(sums["loss"]) / 10, np.log(12), rtol=1e-6)

@@ -1,0 +1,107 @@
+"""LSTM language models ([BAN] section 4.2, Table 6; Zaremba et al. 2014).
+
+`lstm_lm`: token embedding, `num_layers` LSTM layers with dropout on every non-recurrent
+connection (Zaremba et al. 2014, "Recurrent neural network regularization", eq. 4:
+dropout before each layer's input and before the softmax, never on the recurrent
+state), and a softmax over the vocabulary whose weights are the embedding's when
+`tie_weights` (Press & Wolf 2016, as [BAN]'s LSTM). Its defaults are [BAN]'s large
+model: one layer of 1500 units, tied weights, dropout 0.65.
+
+Inputs are int32[B, T] token ids (a float array of ids is cast); logits are float32
+[B, T, vocabulary] (`num_classes`), features the last layer's float32 outputs [B, T, H].
+
+Truncated back-propagation through time: in training mode each layer starts from the
+state it ended the previous call with, kept in the `batch_stats` collection as `carry`
+(the engine's mutable model state, saved in every checkpoint, so a resumed run carries
+on exactly) with `stream_batch` rows, one per training stream; no gradient flows into
+it. The engine zeroes it where a batch has `reset` (an epoch's first window;
+`jaxkd.data.text_pipeline`). Inference starts from a zero state and reads the whole
+input, whatever its batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxkd.models.common import ModelSpec
+from jaxkd.validation import require_int, require_number
+
+
+class LSTMLanguageModel(nn.Module):
+    """See the module docstring."""
+
+    num_classes: int
+    embed_dim: int = 1500
+    hidden_dim: int = 1500
+    num_layers: int = 1
+    dropout: float = 0.65
+    tie_weights: bool = True
+    stream_batch: int = 32
+    init_scale: float = 0.05
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens, train: bool = False, return_features: bool = False):
+        tokens = tokens.astype(jnp.int32)
+        uniform = nn.initializers.uniform(2 * self.init_scale)
+        shift = lambda init: lambda *a: init(*a) - self.init_scale   # U(-s, s), Zaremba
+        embed = nn.Embed(self.num_classes, self.embed_dim, embedding_init=shift(uniform),
+                         name="embed")
+        drop = nn.Dropout(self.dropout, deterministic=not train)
+        x = drop(embed(tokens).astype(self.dtype))
+        for layer in range(self.num_layers):
+            x = drop(self._layer(layer, x, train, shift(uniform)))
+        features = x.astype(jnp.float32)
+        if self.tie_weights:
+            logits = embed.attend(x.astype(jnp.float32))
+            logits = logits + self.param("head_bias", nn.initializers.zeros,
+                                         (self.num_classes,))
+        else:
+            logits = nn.Dense(self.num_classes, kernel_init=shift(uniform), name="head")(x)
+        logits = logits.astype(jnp.float32)
+        return (logits, features) if return_features else logits
+
+    def _layer(self, layer: int, x, train: bool, init):
+        cell = nn.OptimizedLSTMCell(self.hidden_dim, kernel_init=init,
+                                    recurrent_kernel_init=init, dtype=self.dtype,
+                                    name=f"lstm_{layer}")
+        zeros = lambda rows: {k: jnp.zeros((rows, self.hidden_dim), jnp.float32)
+                              for k in ("c", "h")}
+        # Declared in either mode, so `init` (inference mode) creates it.
+        carry = self.variable("batch_stats", f"carry_{layer}", zeros, self.stream_batch)
+        if not train:
+            start = zeros(x.shape[0])
+            _, y = nn.RNN(cell, return_carry=True)(x, initial_carry=(start["c"], start["h"]))
+            return y
+        if carry.value["c"].shape[0] != x.shape[0]:
+            raise ValueError(f"model_overrides.stream_batch={self.stream_batch} must equal "
+                             f"the training batch ({x.shape[0]} streams): set it to "
+                             f"config.batch_size")
+        start = (carry.value["c"].astype(self.dtype), carry.value["h"].astype(self.dtype))
+        (c, h), y = nn.RNN(cell, return_carry=True)(x, initial_carry=start)
+        if not self.is_initializing():
+            carry.value = {"c": jax.lax.stop_gradient(c).astype(jnp.float32),
+                           "h": jax.lax.stop_gradient(h).astype(jnp.float32)}
+        return y
+
+
+def _validate(kwargs: dict) -> None:
+    for name in ("embed_dim", "hidden_dim", "num_layers", "stream_batch"):
+        require_int(kwargs[name], f"model_overrides.{name}", low=1)
+    require_number(kwargs["dropout"], "model_overrides.dropout", low=0, high=1,
+                   high_open=True)
+    if kwargs["tie_weights"] and kwargs["embed_dim"] != kwargs["hidden_dim"]:
+        raise ValueError(f"model_overrides.tie_weights needs embed_dim == hidden_dim, got "
+                         f"{kwargs['embed_dim']} and {kwargs['hidden_dim']}")
+
+
+MODELS = {
+    "lstm_lm": ModelSpec(LSTMLanguageModel, {},
+                         dict(embed_dim=1500, hidden_dim=1500, num_layers=1, dropout=0.65,
+                              tie_weights=True, stream_batch=32, init_scale=0.05),
+                         _validate, 0),
+}

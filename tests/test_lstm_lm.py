@@ -1,0 +1,82 @@
+"""[BAN] Table 6 end to end: a born-again LSTM language model (BAN+L, two generations)
+on the bundled text, through the real engine, plan, checkpoints and resume."""
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from jaxkd import run as run_lib
+from jaxkd import workdir as workdir_lib
+from jaxkd.data import load_splits
+from jaxkd.engine.writer import read_records
+from jaxkd.workspace import Workspace
+from tests.helpers import crash_after, set_fields
+from tests.test_configs import load
+
+SMALL = {"data.source": "text_sample", "model_overrides.embed_dim": 32,
+         "model_overrides.hidden_dim": 32, "model_overrides.dropout": 0.1,
+         "batch_size": 16, "eval_batch_size": 8, "data.bptt": 20, "num_epochs": 2,
+         "schedule.boundaries": (1,), "progress_bar": False, "log_every_steps": 10}
+
+
+def config(**changes):
+    return set_fields(load("ban_lstm_ptb"), **{**SMALL, **changes})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("lm") / "w"
+    return workdir, run_lib.run(config(), workdir)
+
+
+def unigram_perplexity(splits) -> float:
+    """The perplexity of the training unigram distribution on the test split."""
+    counts = np.bincount(splits.train, minlength=splits.num_classes) + 1.0
+    logp = np.log(counts / counts.sum())
+    return float(np.exp(-logp[splits.test].mean()))
+
+
+def test_two_generations_train_and_report_perplexity(finished):
+    workdir, results = finished
+    assert [p["name"] for p in results["phases"]] == ["gen0", "gen1"]
+    splits = load_splits(dict(source="text_sample", bptt=20), seed=0)
+    evals = [r for _, r in read_records(workdir_lib.metrics_path(workdir))
+             if r["kind"] == "eval"]
+    for phase in results["phases"]:
+        assert phase["last_perplexity"] == pytest.approx(math.exp(phase["last_loss"]))
+        mine = [r for r in evals if r["phase"] == phase["name"]]
+        assert phase["best_perplexity"] == pytest.approx(min(math.exp(r["loss"]) for r in mine))
+        # learned the grammar's order, not only word frequencies
+        assert phase["last_perplexity"] < 0.6 * unigram_perplexity(splits)
+    # the test split's tokens, each predicted once (8 streams read whole)
+    assert evals[-1]["count"] == 8 * (len(splits.test) // 8 - 1)
+    train = [r for _, r in read_records(workdir_lib.metrics_path(workdir))
+             if r["kind"] == "train" and r["phase"] == "gen1"]
+    assert {"loss_ce", "loss_kd"} <= set(train[0])      # BAN+L: label and teacher terms
+
+
+def test_a_killed_run_resumes_bit_exactly(finished, tmp_path, monkeypatch):
+    """Killed in generation 1 after its mid-phase checkpoint: the carried LSTM state is
+    part of the checkpoint, so the resumed run equals the uninterrupted one bit for bit."""
+    reference, _ = finished
+    cfg = config(checkpoint_every_steps=20)
+    ref_ws = Workspace.from_workdir(reference)
+    steps = ref_ws.pipeline.steps_per_epoch * 2          # gen0's steps
+    crash_after(monkeypatch, steps + 25)
+    with pytest.raises(KeyboardInterrupt):
+        run_lib.run(cfg, tmp_path / "w")
+    assert any(workdir_lib.phase_dir(tmp_path / "w", "gen1").glob("ckpt/*"))
+    monkeypatch.undo()
+    run_lib.run(cfg, tmp_path / "w")
+    mine = Workspace.from_workdir(tmp_path / "w")
+    for i in range(2):
+        a, b = (jax.device_get(ws.final_state(i)) for ws in (mine, ref_ws))
+        for x, y in zip(jax.tree_util.tree_leaves((a.params, a.batch_stats)),
+                        jax.tree_util.tree_leaves((b.params, b.batch_stats)), strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    got = json.loads(workdir_lib.results_path(tmp_path / "w").read_text())
+    want = json.loads(workdir_lib.results_path(reference).read_text())
+    assert [p["last_perplexity"] for p in got["phases"]] == \
+        [p["last_perplexity"] for p in want["phases"]]
