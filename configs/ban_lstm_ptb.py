@@ -28,7 +28,8 @@ tied input/output embeddings, dropout 0.65 on non-recurrent connections, uniform
 32, plain SGD from lr 1, 40 epochs, gradient norm clipped at 10 (Zaremba's large model).
 Zaremba's loss sums over a window's 35 tokens (averaged over the batch); jaxkd's is the
 mean over tokens, so the same steps are lr 35 and a clipping norm of 10 / 35 here.
-Perplexity = exp(test loss) per token (results.json `loss`, metrics.jsonl `perplexity`).
+Perplexity = exp(test loss per token): results.json `last_perplexity` / `best_perplexity`
+per phase, exp of each evaluation's `loss` in metrics.jsonl.
 
 Deviation: [BAN] multiplies the learning rate by 0.25 whenever the validation perplexity
 does not decrease after an epoch; jaxkd's schedules are fixed in advance, so this config

@@ -11,6 +11,7 @@ from jaxkd import run as run_lib
 from jaxkd import workdir as workdir_lib
 from jaxkd.data import load_splits
 from jaxkd.engine.writer import read_records
+from jaxkd.report.report import format_results
 from jaxkd.workspace import Workspace
 from tests.helpers import crash_after, set_fields
 from tests.test_configs import load
@@ -55,6 +56,10 @@ def test_two_generations_train_and_report_perplexity(finished):
     train = [r for _, r in read_records(workdir_lib.metrics_path(workdir))
              if r["kind"] == "train" and r["phase"] == "gen1"]
     assert {"loss_ce", "loss_kd"} <= set(train[0])      # BAN+L: label and teacher terms
+    table = format_results(results).splitlines()
+    assert table[0].split()[-2:] == ["last", "perplexity"]
+    assert [float(r.split()[-1]) for r in table[1:]] == \
+        [round(p["last_perplexity"], 2) for p in results["phases"]]
 
 
 def test_a_killed_run_resumes_bit_exactly(finished, tmp_path, monkeypatch):

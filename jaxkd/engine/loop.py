@@ -455,11 +455,13 @@ def history_summary(history: list, num_epochs: int) -> dict:
         return {}
     best = max(history, key=lambda r: r["top1"])
     last = history[-1]
-    return {"best_top1": best["top1"], "best_top5": best["top5"],
-            "best_epoch": best["epoch"], "last_top1": last["top1"], "last_top5": last["top5"],
-            "last_loss": last["loss"], "last_perplexity": perplexity(last["loss"]),
-            "best_perplexity": min(perplexity(r["loss"]) for r in history),
-            "epochs": num_epochs}
+    summary = {"best_top1": best["top1"], "best_top5": best["top5"],
+               "best_epoch": best["epoch"], "last_top1": last["top1"],
+               "last_top5": last["top5"], "epochs": num_epochs}
+    if all("loss" in r for r in history):
+        summary.update(last_loss=last["loss"], last_perplexity=perplexity(last["loss"]),
+                       best_perplexity=min(perplexity(r["loss"]) for r in history))
+    return summary
 
 
 def perplexity(loss: float) -> float:

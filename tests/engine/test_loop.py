@@ -75,6 +75,20 @@ def test_best_top5_is_that_of_the_best_top1_epoch():
     out = history_summary(history, 3)
     assert (out["best_top1"], out["best_top5"], out["best_epoch"]) == (0.50, 0.70, 2)
     assert (out["last_top1"], out["last_top5"]) == (0.40, 0.90)
+    assert "last_perplexity" not in out                     # no losses recorded
+
+
+def test_perplexity_is_exp_of_the_mean_test_loss_by_hand():
+    from jaxkd.engine.loop import history_summary, perplexity
+    # a uniform model over 10,000 words: CE = log 10000 per token, perplexity 10000
+    assert perplexity(np.log(10_000.0)) == pytest.approx(10_000.0, rel=1e-12)
+    history = [dict(epoch=1, top1=0.1, top5=0.2, loss=np.log(120.0)),
+               dict(epoch=2, top1=0.2, top5=0.3, loss=np.log(80.0)),
+               dict(epoch=3, top1=0.2, top5=0.3, loss=np.log(90.0))]
+    out = history_summary(history, 3)
+    assert out["last_perplexity"] == pytest.approx(90.0)
+    assert out["best_perplexity"] == pytest.approx(80.0)
+    assert out["last_loss"] == pytest.approx(np.log(90.0))
 
 
 # -- new -------------------------------------------------------------------------------------
