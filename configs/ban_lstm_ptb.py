@@ -34,8 +34,8 @@ per phase, exp of each evaluation's `loss` in metrics.jsonl.
 Deviation: [BAN] multiplies the learning rate by 0.25 whenever the validation perplexity
 does not decrease after an epoch; jaxkd's schedules are fixed in advance, so this config
 divides it by 4 at epochs 20, 28 and 34 (where such a schedule typically decays). The
-teacher's soft targets for a window are computed from a zero teacher state (the student
-carries its own state across windows; the teacher does not).
+student carries its state across windows; the teacher does not: for each window it reads
+the 35 tokens before it from a zero state, then gives its soft targets for the window.
 """
 
 from jaxkd.config import default_config

@@ -6,6 +6,8 @@ dropped), and step i of every epoch feeds each stream's tokens [i*T, (i+1)*T) wi
 next tokens as labels (T = `config.data.bptt`), so a model carrying its hidden state
 from step to step reads each stream in order. `reset` (bool[B]) is True on an epoch's
 first step: the engine zeroes the model's carried state there (`jaxkd.engine.step`).
+`context` holds the T tokens of the text before each window: a teacher, which carries
+no state across steps, reads them before the window it gives targets for.
 The order is the same every epoch (the text's order is the data; no shuffling).
 
 Evaluation: each split is cut into `eval_batch_size` streams read whole, from a zero
@@ -23,7 +25,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxkd.data.batching import check_batch_sizes
-from jaxkd.data.text import TextSplits
+from jaxkd.data.text import EOS, TextSplits
 from jaxkd.engine.sharding import DATA_AXIS
 from jaxkd.validation import check
 
@@ -48,6 +50,8 @@ class TextPipeline:
         self.splits, self.batch_size, self.bptt = splits, int(batch_size), splits.bptt
         self.seed = int(seed)
         self.streams = batchify(splits.train, self.batch_size)
+        names = list(splits.class_names)
+        self._eos = names.index(EOS) if EOS in names else 0
         self.steps_per_epoch = (self.streams.shape[1] - 1) // self.bptt
         check(self.steps_per_epoch > 0, f"config.batch_size={batch_size} streams of "
               f"{self.streams.shape[1]} tokens leave no window of config.data.bptt="
@@ -79,14 +83,25 @@ class TextPipeline:
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[dict]:
         """Yields {'image': int32[B, T] tokens, 'label': int32[B, T] next tokens,
-        'reset': bool[B]} for steps start_step..steps_per_epoch-1 of any epoch."""
+        'reset': bool[B], 'context': int32[B, T] the tokens before} for steps
+        start_step..steps_per_epoch-1 of any epoch."""
         check(0 <= start_step <= self.steps_per_epoch,
               f"start_step={start_step} must be in [0, {self.steps_per_epoch}]")
         t = self.bptt
         for i in range(start_step, self.steps_per_epoch):
             window = self.streams[:, i * t:(i + 1) * t + 1]
             yield self._put({"image": window[:, :-1], "label": window[:, 1:],
-                             "reset": np.full((self.batch_size,), i == 0)})
+                             "reset": np.full((self.batch_size,), i == 0),
+                             "context": self._context(i)})
+
+    def _context(self, step: int) -> np.ndarray:
+        """int32[B, T]: the T tokens of the text before each stream's window `step` (a
+        stream's first window: the end of the stream before it; the first stream's:
+        `<eos>`), which a teacher reads before the window (`jaxkd.engine.step`)."""
+        t, length = self.bptt, self.streams.shape[1]
+        flat = np.concatenate([np.full((t,), self._eos, np.int32), self.streams.reshape(-1)])
+        starts = np.arange(self.batch_size) * length + step * t      # window starts in `flat`
+        return flat[starts[:, None] + np.arange(t)]
 
     def eval_batches(self, split: str = "test") -> Iterator[dict]:
         """Yields one batch: every stream of `split` whole (`mask` all True)."""

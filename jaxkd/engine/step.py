@@ -21,8 +21,9 @@ from jaxkd.engine import sharding
 from jaxkd.engine.state import TrainState
 
 
-def _forward(model, variables, images, *, train, features, rngs=None):
-    """Runs a model; returns (Outputs, new batch_stats or None)."""
+def _forward(model, variables, images, *, train, features, rngs=None, tail=None):
+    """Runs a model; returns (Outputs, new batch_stats or None). `tail`: a language
+    model's logits (and features) of its last `tail` positions only."""
     if train:
         out, updates = model.apply(variables, images, train=True, return_features=features,
                                    mutable=["batch_stats"], rngs=rngs)
@@ -31,6 +32,9 @@ def _forward(model, variables, images, *, train, features, rngs=None):
                                    return_features=features), None
     logits, feats = out if features else (out, None)
     if logits.ndim == 3:   # a language model: every token is an example ([B*T, V])
+        if tail is not None:
+            logits = logits[:, -tail:]
+            feats = None if feats is None else feats[:, -tail:]
         logits = logits.reshape(-1, logits.shape[-1])
         feats = None if feats is None else feats.reshape(-1, feats.shape[-1])
     return losses.Outputs(logits.astype(jnp.float32), feats), updates
@@ -67,16 +71,25 @@ def _select(pred, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
-def _teacher_outputs(teacher_model, teacher, images, features):
-    """Inference-mode teacher forward; an ensemble teacher averages members' probabilities."""
+def _teacher_outputs(teacher_model, teacher, images, features, context=None):
+    """Inference-mode teacher forward; an ensemble teacher averages members' probabilities.
+
+    `context` (a language model's batch: the tokens before each window,
+    `jaxkd.data.text_pipeline`): the teacher reads them first, from a zero state, and its
+    outputs for the window are the distillation targets, so a window's first tokens are
+    predicted with context although the teacher carries no state across steps.
+    """
     if teacher_model is None:
         return None
+    tail = None
+    if context is not None:
+        images, tail = jnp.concatenate([context, images], axis=1), images.shape[1]
+    run = lambda t, f: _forward(teacher_model, t, images, train=False, features=f,
+                                tail=tail)[0]
     if isinstance(teacher, (list, tuple)):
-        outs = [_forward(teacher_model, t, images, train=False, features=False)[0].logits
-                for t in teacher]
-        return losses.Outputs(losses.ensemble_logits(outs), None)
-    out, _ = _forward(teacher_model, teacher, images, train=False, features=features)
-    return jax.tree_util.tree_map(jax.lax.stop_gradient, out)
+        return losses.Outputs(
+            losses.ensemble_logits([run(t, False).logits for t in teacher]), None)
+    return jax.tree_util.tree_map(jax.lax.stop_gradient, run(teacher, features))
 
 
 def train_step_fn(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, Any], *,
@@ -108,7 +121,8 @@ def train_step_fn(model, loss_spec: losses.LossSpec, loss_params: Mapping[str, A
         rng = jax.random.fold_in(key, state.step)
         dropout_rng, loss_rng = jax.random.split(rng)
         images, labels = model_inputs(batch, dtype), batch["label"].reshape(-1)
-        teacher_out = _teacher_outputs(teacher_model, teacher, images, use_features)
+        teacher_out = _teacher_outputs(teacher_model, teacher, images, use_features,
+                                       batch.get("context"))
         batch_stats = reset_carry(state.batch_stats, batch.get("reset"))
 
         def loss_fn(p):

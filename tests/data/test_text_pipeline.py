@@ -10,8 +10,8 @@ from jaxkd.engine import sharding
 
 def splits(n=1000, bptt=5):
     ids = np.arange(n, dtype=np.int32) % 97
-    return text.TextSplits(ids, ids[:203], ids[:101], tuple(f"w{i}" for i in range(97)),
-                           bptt)
+    names = tuple(f"w{i}" for i in range(96)) + ("<eos>",)
+    return text.TextSplits(ids, ids[:203], ids[:101], names, bptt)
 
 
 def test_batchify_cuts_contiguous_streams():
@@ -33,6 +33,12 @@ def test_windows_read_each_stream_in_order_and_reset_once_an_epoch():
         np.testing.assert_array_equal(x, streams[:, 5 * i:5 * i + 5])
         np.testing.assert_array_equal(y, streams[:, 5 * i + 1:5 * i + 6])
         assert np.asarray(b["reset"]).tolist() == [i == 0] * 8
+        context = np.asarray(b["context"])       # the 5 tokens of the text before
+        if i:
+            np.testing.assert_array_equal(context, streams[:, 5 * i - 5:5 * i])
+        else:
+            np.testing.assert_array_equal(context[1:], streams[:-1, -5:])
+            assert (context[0] == 96).all()      # '<eos>' (the last name here), no text
         assert b["image"].sharding.spec == sharding.batch_sharding(mesh).spec
     resumed = list(p.train_batches(epoch=3, start_step=22))
     np.testing.assert_array_equal(np.asarray(resumed[0]["image"]),

@@ -247,7 +247,8 @@ def test_one_lm_step_is_sgd_on_the_per_token_ban_l_gradient():
     """[BAN] BAN+L on sequences: every token is an example. The loss is the mean over the
     B*T tokens of CE(s, y) + KL(t || s), whose gradient in the student's logits is
     (2 softmax(s) - onehot(y) - softmax(t)) / (B T); the tied softmax's bias gets the sum of
-    that over the tokens, so one SGD step (no momentum, no decay) moves it by -lr times it."""
+    that over the tokens, so one SGD step (no momentum, no decay) moves it by -lr times it.
+    The teacher's targets are its outputs for the window after reading the context."""
     mesh = sharding.make_mesh(1)
     vocab, lr = 12, 0.5
     model = models.get_model("lstm_lm", num_classes=vocab, **LM)
@@ -261,11 +262,16 @@ def test_one_lm_step_is_sgd_on_the_per_token_ban_l_gradient():
     rng = np.random.default_rng(0)
     batch = {"image": rng.integers(0, vocab, (4, 6)).astype(np.int32),
              "label": rng.integers(0, vocab, (4, 6)).astype(np.int32),
-             "reset": np.ones((4,), bool)}
+             "reset": np.ones((4,), bool),
+             "context": rng.integers(0, vocab, (4, 6)).astype(np.int32)}
     spec = losses.get("ban_l")
     step = step_lib.make_train_step(model, spec, {}, mesh=mesh, teacher_model=model)
     s = model.apply(variables, batch["image"]).reshape(-1, vocab)
-    t = model.apply(teacher, batch["image"]).reshape(-1, vocab)
+    # the teacher reads the context, then the window: its targets are the window's part
+    read = np.concatenate([batch["context"], batch["image"]], 1)
+    t = model.apply(teacher, read)[:, 6:].reshape(-1, vocab)
+    without = model.apply(teacher, batch["image"]).reshape(-1, vocab)
+    assert float(np.max(np.abs(t - without))) > 1e-5       # the context matters
     y = jax.nn.one_hot(batch["label"].reshape(-1), vocab)
     grad_logits = (2 * jax.nn.softmax(s) - y - jax.nn.softmax(t)) / s.shape[0]
     want = np.asarray(variables["params"]["head_bias"]) - lr * grad_logits.sum(0)
