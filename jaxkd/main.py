@@ -66,7 +66,13 @@ def main(argv) -> None:
     except KeyboardInterrupt:   # Ctrl-C: committed checkpoints are kept
         log.error("interrupted; rerun the same command to resume (committed checkpoints "
                   "are kept)")
-        sys.exit(130)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # At once: a Ctrl-C that lands while orbax commits a checkpoint leaves its
+        # background threads running, and they print tracebacks ("Event loop is closed")
+        # while the interpreter shuts down. An uncommitted save is only a temporary
+        # folder, removed when the run resumes.
+        os._exit(130)
     except Exception as err:  # pylint: disable=broad-except
         known = exit_codes.classify(err)
         if known is not None:    # a clear message, no traceback from inside JAX or orbax
