@@ -59,9 +59,12 @@ def default_config() -> ml_collections.ConfigDict:
              frozen=(), clip_grad_norm=0.0))   # > 0: clip the gradient's global norm
     # {parameter-path prefix: learning-rate factor}, e.g. {'teacher': 5.0} ([RCO] RL).
     c.optimizer.lr_scales = ml_collections.ConfigDict()
+    # name 'plateau' ([BAN] Sec. 4.2, jaxkd.plateau): base_lr x factor whenever the
+    # held-out metric (plateau_monitor: 'perplexity' or 'loss') is not below its best so
+    # far by more than plateau_threshold, decided after every epoch.
     c.schedule = ml_collections.ConfigDict(
         dict(name="step", base_lr=0.1, boundaries=(82, 123), factor=0.1, warmup_epochs=0,
-             cycles=1))
+             cycles=1, plateau_threshold=0.0, plateau_monitor="perplexity"))
     c.loss = ml_collections.ConfigDict(dict(name="cross_entropy"))
 
     # Start the plan's first phase from a checkpoint on disk instead of a random init

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import jax.numpy as jnp
 import optax
 
+from jaxkd import plateau
 from jaxkd.validation import fail, is_number, require_choice, require_int, require_number
 
 
@@ -136,8 +137,9 @@ def warmup(schedule: optax.Schedule, *, warmup_steps: int,
     return warmed_up
 
 
-_NAMES = ("constant", "step", "cosine", "cyclic_cosine")
-_FIELDS = ("name", "base_lr", "boundaries", "factor", "cycles", "warmup_epochs", "final_lr")
+_NAMES = ("constant", "step", "cosine", "cyclic_cosine", "plateau")
+_FIELDS = ("name", "base_lr", "boundaries", "factor", "cycles", "warmup_epochs", "final_lr",
+           "plateau_threshold", "plateau_monitor")
 _DEFAULTS = {"factor": 0.1, "warmup_epochs": 0, "final_lr": 0.0}
 
 
@@ -173,7 +175,7 @@ def _base(cfg: Mapping[str, Any], total_steps: int, steps_per_epoch: int,
     """The schedule named by ``cfg['name']``, before warmup."""
     base_lr = require_number(cfg["base_lr"], _field("base_lr"), low=0.0, low_open=True)
     name = cfg["name"]
-    if name == "constant":
+    if name in ("constant", "plateau"):   # plateau: cut by jaxkd.plateau, not by the step
         return optax.constant_schedule(base_lr)
     if name == "step":
         boundaries = _check_boundaries(cfg.get("boundaries"), num_epochs)
@@ -196,12 +198,15 @@ def build(schedule_cfg: Mapping[str, Any], *, steps_per_epoch: int,
           num_epochs: int) -> optax.Schedule:
     """The schedule described by ``config.schedule`` over one phase's steps.
 
-    Fields: ``name`` in {'constant', 'step', 'cosine', 'cyclic_cosine'}; ``base_lr``;
+    Fields: ``name`` in {'constant', 'step', 'cosine', 'cyclic_cosine', 'plateau'};
+    ``base_lr``;
     ``boundaries`` (epochs, for 'step'); ``factor`` (0.1, for 'step'); ``final_lr`` (0.0,
     for 'cosine'); ``cycles`` (K, for 'cyclic_cosine': K cycles of equal length over the
     phase, each peaking at ``base_lr``; when the steps do not divide evenly the cycle ends
-    are rounded down to whole steps); ``warmup_epochs`` (0; see ``warmup``). Fields that the
-    chosen name does not use are ignored.
+    are rounded down to whole steps); ``warmup_epochs`` (0; see ``warmup``); for 'plateau'
+    (``base_lr`` here, cut by ``factor`` on a validation plateau: ``jaxkd.plateau``)
+    ``plateau_threshold`` and ``plateau_monitor``. Fields that the chosen name does not use
+    are ignored.
 
     Args:
       schedule_cfg: a mapping or ``ml_collections.ConfigDict``.
@@ -220,6 +225,7 @@ def build(schedule_cfg: Mapping[str, Any], *, steps_per_epoch: int,
     steps_per_epoch = require_int(steps_per_epoch, "steps_per_epoch", low=1)
     num_epochs = require_int(num_epochs, "num_epochs", low=1)
     cfg = _read(schedule_cfg)
+    plateau.from_schedule(cfg)   # its fields are checked with the others
     total_steps = steps_per_epoch * num_epochs
     schedule = _base(cfg, total_steps, steps_per_epoch, num_epochs)
     warmup_epochs = require_number(cfg["warmup_epochs"], _field("warmup_epochs"), low=0.0)

@@ -17,7 +17,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxkd import checkpoints, config as config_lib, data, models, plans, schedules
+from jaxkd import checkpoints, config as config_lib, data, models, plans, plateau, schedules
+from jaxkd import validation
 from jaxkd import workdir as workdir_lib
 from jaxkd.engine import loop, predict, sharding
 from jaxkd.engine import state as state_lib
@@ -109,8 +110,15 @@ class Workspace:
         return state_lib.offset_schedule(sched, offset)
 
     def optimizer(self, phase: plans.Phase, start_step: int):
-        return state_lib.make_optimizer(self.config.optimizer,
-                                        self.schedule(phase, start_step))
+        """The phase's optimiser; a 'plateau' schedule adds its update scale last."""
+        tx = state_lib.make_optimizer(self.config.optimizer, self.schedule(phase, start_step))
+        if plateau.from_schedule(dict(phase.schedule)) is None:
+            return tx
+        validation.check(self.splits.heldout is not None,
+                         "config.schedule.name='plateau' cuts the rate when the validation "
+                         "metric stops improving: set config.data.heldout_size > 0 for a "
+                         "validation split")
+        return plateau.with_plateau(tx)
 
     def fresh_state(self, phase: plans.Phase, model):
         """A new TrainState of `phase` (its own init key; the plan's first phase may

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxkd import plateau
 from jaxkd import run as run_lib
 from jaxkd import workdir as workdir_lib
 from jaxkd.data import load_splits
@@ -19,7 +20,7 @@ from tests.test_configs import load
 SMALL = {"data.source": "text_sample", "model_overrides.embed_dim": 32,
          "model_overrides.hidden_dim": 32, "model_overrides.dropout": 0.1,
          "batch_size": 16, "eval_batch_size": 8, "data.bptt": 20, "num_epochs": 2,
-         "schedule.boundaries": (1,), "progress_bar": False, "log_every_steps": 10}
+         "progress_bar": False, "log_every_steps": 10, "schedule.base_lr": 20.0}
 
 
 def config(**changes):
@@ -56,6 +57,16 @@ def test_two_generations_train_and_report_perplexity(finished):
     train = [r for _, r in read_records(workdir_lib.metrics_path(workdir))
              if r["kind"] == "train" and r["phase"] == "gen1"]
     assert {"loss_ce", "loss_kd"} <= set(train[0])      # BAN+L: label and teacher terms
+    # [BAN]'s adaptive rate: the validation split evaluated after every epoch
+    heldout = [r for _, r in read_records(workdir_lib.metrics_path(workdir))
+               if r["kind"] == "heldout"]
+    assert [(r["phase"], r["epoch"]) for r in heldout] == [
+        ("gen0", 1), ("gen0", 2), ("gen1", 1), ("gen1", 2)]
+    assert heldout[0]["count"] == 8 * (len(splits.heldout) // 8 - 1)
+    for phase in results["phases"]:
+        mine = [math.exp(r["loss"]) for r in heldout if r["phase"] == phase["name"]]
+        assert phase["last_heldout_perplexity"] == pytest.approx(mine[-1])
+        assert phase["best_heldout_perplexity"] == pytest.approx(min(mine))
     table = format_results(results).splitlines()
     assert table[0].split()[-2:] == ["last", "perplexity"]
     assert [float(r.split()[-1]) for r in table[1:]] == \
@@ -63,13 +74,14 @@ def test_two_generations_train_and_report_perplexity(finished):
 
 
 def test_a_killed_run_resumes_bit_exactly(finished, tmp_path, monkeypatch):
-    """Killed in generation 1 after its mid-phase checkpoint: the carried LSTM state is
-    part of the checkpoint, so the resumed run equals the uninterrupted one bit for bit."""
+    """Killed in generation 1's second epoch after its mid-phase checkpoint: the carried
+    LSTM state and the plateau's scale and best perplexity are part of the checkpoint, so
+    the resumed run equals the uninterrupted one bit for bit."""
     reference, _ = finished
     cfg = config(checkpoint_every_steps=20)
     ref_ws = Workspace.from_workdir(reference)
-    steps = ref_ws.pipeline.steps_per_epoch * 2          # gen0's steps
-    crash_after(monkeypatch, steps + 25)
+    spe = ref_ws.pipeline.steps_per_epoch
+    crash_after(monkeypatch, 2 * spe + spe + 25)   # gen0's steps, then into gen1's epoch 2
     with pytest.raises(KeyboardInterrupt):
         run_lib.run(cfg, tmp_path / "w")
     assert any(workdir_lib.phase_dir(tmp_path / "w", "gen1").glob("ckpt/*"))
@@ -78,10 +90,12 @@ def test_a_killed_run_resumes_bit_exactly(finished, tmp_path, monkeypatch):
     mine = Workspace.from_workdir(tmp_path / "w")
     for i in range(2):
         a, b = (jax.device_get(ws.final_state(i)) for ws in (mine, ref_ws))
-        for x, y in zip(jax.tree_util.tree_leaves((a.params, a.batch_stats)),
-                        jax.tree_util.tree_leaves((b.params, b.batch_stats)), strict=True):
+        assert float(plateau.scale_of(a.opt_state)) in (1.0, 0.25, 0.0625)
+        for x, y in zip(jax.tree_util.tree_leaves((a.params, a.batch_stats, a.opt_state)),
+                        jax.tree_util.tree_leaves((b.params, b.batch_stats, b.opt_state)),
+                        strict=True):
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     got = json.loads(workdir_lib.results_path(tmp_path / "w").read_text())
     want = json.loads(workdir_lib.results_path(reference).read_text())
-    assert [p["last_perplexity"] for p in got["phases"]] == \
-        [p["last_perplexity"] for p in want["phases"]]
+    for key in ("last_perplexity", "last_heldout_perplexity", "best_heldout_perplexity"):
+        assert [p[key] for p in got["phases"]] == [p[key] for p in want["phases"]]

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxkd import checkpoints, losses
+from jaxkd import checkpoints, losses, plateau
 from jaxkd import workdir as workdir_lib
 from jaxkd.data.batching import Pipeline
 from jaxkd.engine import progress as progress_lib
@@ -75,10 +75,19 @@ class Progress:
     history: list = dataclasses.field(default_factory=list)
     wall_time: float = 0.0
     pending: list = dataclasses.field(default_factory=list)  # steps not logged yet
+    # Held-out mean losses, one per epoch, under a 'plateau' schedule (packed: per run).
+    heldout: list = dataclasses.field(default_factory=list)
 
     def as_meta(self, step: int) -> dict:
         return {"step": step, "start_step": self.start_step, "history": self.history,
-                "wall_time": self.wall_time, "pending": self.pending}
+                "wall_time": self.wall_time, "pending": self.pending,
+                "heldout": self.heldout}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "Progress":
+        """The bookkeeping saved with a checkpoint (`as_meta`)."""
+        return cls(meta["start_step"], list(meta["history"]), meta["wall_time"],
+                   list(meta.get("pending", [])), list(meta.get("heldout", [])))
 
 
 def _dtype(config):
@@ -197,6 +206,9 @@ class PhaseTrainer:
         # The optimiser's learning-rate schedule (of its step count) and the count at the
         # phase's first step: the lr of phase-local step L is schedule(start_step + L - 1).
         self.schedule, self.start_step = schedule, start_step
+        # A 'plateau' schedule: the held-out split is evaluated after every epoch and the
+        # optimiser's update scale cut when it stops improving (jaxkd.plateau).
+        self.plateau = plateau.from_schedule(dict(phase.schedule))
         # Timing of this process's part of the phase (the run-level ETA, images/s).
         self.compile_s = 0.0      # first train call (trace + compile, or a cache load)
         self.eval_compile_s = 0.0
@@ -204,11 +216,17 @@ class PhaseTrainer:
         self.t_start = 0.0
         self.bar_file = sys.stderr
 
-    def lr_at(self, local: int) -> float | None:
-        """The learning rate the optimiser applied at phase-local step `local` (1-based)."""
+    def lr_at(self, local: int):
+        """The learning rate the optimiser applied at phase-local step `local` (1-based):
+        a float, or one per run when packed runs' plateau scales differ."""
         if self.schedule is None:
             return None
-        return float(np.asarray(self.schedule(self.start_step + local - 1)))
+        lr = float(np.asarray(self.schedule(self.start_step + local - 1)))
+        scale = plateau.scale_of(self.state.opt_state) if self.plateau else None
+        if scale is None:
+            return lr
+        lr = lr * scale.astype(np.float64)
+        return float(lr.ravel()[0]) if np.all(lr == lr.ravel()[0]) else lr.tolist()
 
     def _step(self) -> int:
         """The optimiser's step count (packed runs all count the same steps)."""
@@ -286,6 +304,8 @@ class PhaseTrainer:
             self._measure()
             log.info("phase %s epoch %d/%d done; %s", phase.name, epoch + 1,
                      phase.num_epochs, self._eta((epoch + 1) * self.spe))
+        if self.plateau is not None:
+            self._plateau_epoch(epoch, progress)
         self.epochs_run += 1
         anchor_every = phase.anchor_every_epochs
         if anchor_every and (epoch + 1) % anchor_every == 0:
@@ -303,6 +323,25 @@ class PhaseTrainer:
         progress.history.append(res)
         self.ctx.writer.write(dict(phase=self.phase.name, kind="eval", **res))
         return accuracy_text(res), str(res["count"])
+
+    def _plateau_epoch(self, epoch: int, progress: Progress) -> None:
+        """A 'plateau' schedule's epoch end: evaluates the held-out split, records it and
+        cuts the update scale if its metric did not improve ([BAN] Sec. 4.2)."""
+        totals = evaluation_totals(self.eval_step, variables_of(self.state),
+                                   self.ctx.pipeline, "heldout")
+        losses_ = self._record_heldout(totals, epoch, progress)
+        self.state = plateau.update(self.state, self.plateau.metric(losses_), self.plateau)
+        log.info("phase %s epoch %d/%d: held-out loss %s; learning rate now %s",
+                 self.phase.name, epoch + 1, self.phase.num_epochs,
+                 np.round(losses_, 4).tolist(), self.lr_at(self._local_step(progress) + 1))
+
+    def _record_heldout(self, totals: dict, epoch: int, progress: Progress):
+        """Adds a held-out evaluation to metrics.jsonl (kind 'heldout') and to
+        `progress.heldout`; returns its mean loss."""
+        res = dict(evaluation_result(totals), epoch=epoch + 1, step=(epoch + 1) * self.spe)
+        progress.heldout.append(res["loss"])
+        self.ctx.writer.write(dict(phase=self.phase.name, kind="heldout", **res))
+        return res["loss"]
 
     def _save_anchor(self, epoch: int) -> None:
         """Keeps the state at the end of `epoch` as an anchor ([RCO] route)."""
@@ -509,8 +548,7 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
     restored = ckpts.restore_latest(checkpoints.abstract_like(init_state))
     if restored is not None:
         state, meta = restored
-        progress = Progress(meta["start_step"], list(meta["history"]), meta["wall_time"],
-                             list(meta.get("pending", [])))
+        progress = Progress.from_meta(meta)
         ctx.writer.drop_after(phase.name, meta["step"] - meta["start_step"])
         log.info("phase %s: resumed at step %d", phase.name, meta["step"])
     else:
@@ -529,6 +567,7 @@ def train_phase(ctx: PhaseContext, phase, model, init_state: TrainState, *,
     step = int(jax.device_get(trainer.state.step))
     record = dict(name=phase.name, role=phase.role, model=phase.model,
                   **history_summary(progress.history, phase.num_epochs),
+                  **plateau.summary(progress.heldout),
                   wall_time=progress.wall_time, history=progress.history,
                   checkpoint=str(workdir_lib.PhaseLayout(phase_dir).final))
     ckpts.save_final(trainer.state, dict(progress.as_meta(step), record=record))

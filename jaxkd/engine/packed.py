@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxkd import checkpoints
+from jaxkd import checkpoints, plateau
 from jaxkd import workdir as workdir_lib
 from jaxkd.engine import loop, sharding
 from jaxkd.engine.writer import MetricWriter
@@ -194,11 +194,11 @@ class PackedTrainer(loop.PhaseTrainer):
                  for i, run in enumerate(self.runs)]
         ips = len(window) * self.ctx.config.batch_size / max(time.perf_counter() - t0, 1e-9)
         lr = self.lr_at(local0 + len(window))
-        for run, m in zip(self.runs, means):
+        for i, (run, m) in enumerate(zip(self.runs, means)):
             rec = dict(phase=self.phase.name, kind="train", step=local0 + len(window),
                        images_per_sec=ips, **m)
             if lr is not None:
-                rec["lr"] = lr
+                rec["lr"] = lr[i] if isinstance(lr, list) else lr
             run.writer.write(rec)
         if bar is not None:
             bar.set_postfix(loss=f"{np.mean([m['loss'] for m in means]):.3f}",
@@ -229,6 +229,18 @@ class PackedTrainer(loop.PhaseTrainer):
             texts.append(f"seed {run.seed}: {loop.accuracy_text(res)}")
         return "; ".join(texts), f"{len(self.runs)} x {res['count']}"
 
+    def _record_heldout(self, totals: dict, epoch: int, progress: loop.Progress):
+        """Each run's held-out evaluation (`loop.PhaseTrainer._record_heldout`); returns
+        the runs' mean losses."""
+        out = []
+        for i, run in enumerate(self.runs):
+            res = dict(loop.evaluation_result(run_values(totals, i)), epoch=epoch + 1,
+                       step=(epoch + 1) * self.spe)
+            progress.heldout[i].append(res["loss"])
+            run.writer.write(dict(phase=self.phase.name, kind="heldout", **res))
+            out.append(res["loss"])
+        return np.asarray(out)
+
     def _save_anchor(self, epoch: int) -> None:
         states = unstack(self.state, len(self.runs), self.ctx.mesh)
         for run, state in zip(self.runs, states):
@@ -253,13 +265,15 @@ def train_packed_phase(ctx: loop.PhaseContext, phase, model, init_state, *,
     """
     ckpts = checkpoints.PhaseCheckpoints(workdir_lib.packed_dir(ctx.workdir, phase.name),
                                          keep=ctx.config.keep_checkpoints)
-    trainer, progress = None, loop.Progress(start_step, [[] for _ in runs])
+    trainer = None
+    progress = loop.Progress(start_step, [[] for _ in runs], heldout=[[] for _ in runs])
     restored = ckpts.restore_latest(checkpoints.abstract_like(init_state))
     state = init_state
     if restored is not None:
         state, meta = restored
-        progress = loop.Progress(meta["start_step"], [list(h) for h in meta["history"]],
-                                 meta["wall_time"], list(meta.get("pending", [])))
+        progress = loop.Progress.from_meta(meta)
+        progress.history = [list(h) for h in progress.history]
+        progress.heldout = [list(h) for h in progress.heldout] or [[] for _ in runs]
         ctx.writer.drop_after(phase.name, meta["step"] - meta["start_step"])
         log.info("phase %s: %d packed runs resumed at step %d", phase.name, len(runs),
                  meta["step"])
@@ -276,11 +290,13 @@ def train_packed_phase(ctx: loop.PhaseContext, phase, model, init_state, *,
     ckpts.wait()
     step = trainer._step()
     records = []
-    for run, run_state, history in zip(runs, unstack(trainer.state, len(runs), ctx.mesh),
-                                       progress.history):
+    for run, run_state, history, heldout in zip(
+            runs, unstack(trainer.state, len(runs), ctx.mesh), progress.history,
+            progress.heldout):
         layout = workdir_lib.PhaseLayout(run.phase_dir)
         record = dict(name=phase.name, role=phase.role, model=phase.model,
                       **loop.history_summary(history, phase.num_epochs),
+                      **plateau.summary(heldout),
                       wall_time=progress.wall_time, history=history,
                       checkpoint=str(layout.final), seed=run.seed,
                       diverged=run.seed in trainer.diverged)
@@ -288,7 +304,8 @@ def train_packed_phase(ctx: loop.PhaseContext, phase, model, init_state, *,
         final = checkpoints.PhaseCheckpoints(run.phase_dir)
         if not final.has_final():
             meta = dict(step=step, start_step=progress.start_step, history=history,
-                        wall_time=progress.wall_time, pending=[], record=record)
+                        wall_time=progress.wall_time, pending=[], heldout=heldout,
+                        record=record)
             final.save_final(run_state, meta)
         final.close()
         log.info("phase %s, seed %d: final checkpoint committed (parameters fingerprint "
