@@ -47,51 +47,56 @@ EPOCHS = 32
 EVAL_EVERY = 8
 
 
-def base():
+def base(train_per_class: int = TRAIN_PER_CLASS, epochs: int = EPOCHS,
+         eval_every: int = EVAL_EVERY):
+    """Every config's common settings (the sizes are parameters for
+    grids/cpu_converged_long.py)."""
     c = default_config()
     c.model = "resnet8"
     c.data.source = "cifar_binary"
     c.data.path = DATA
-    c.data.train_per_class = TRAIN_PER_CLASS
+    c.data.train_per_class = train_per_class
     c.data.image_size = 16
     c.data.augment.crop_padding = 2
     c.batch_size = 64
     c.eval_batch_size = 1000
-    c.num_epochs = EPOCHS
-    c.eval_every_epochs = EVAL_EVERY
+    c.num_epochs = epochs
+    c.eval_every_epochs = eval_every
     c.optimizer.weight_decay = 5e-4
     c.schedule.name = "cosine"
     c.schedule.base_lr = 0.1
     c.schedule.boundaries = ()
     c.progress_bar = False
     c.write_report = False       # the harness writes the reports after the grid
-    c.log_every_steps = 78       # one line per epoch of 5 000 images
+    c.log_every_steps = train_per_class * 100 // c.batch_size   # one line per epoch
     return c
 
 
-def get_grid():
+def get_grid(**sizes):
+    """The configs; `sizes`: `base`'s train_per_class, epochs and eval_every."""
     grid = {}
+    epochs = sizes.get("epochs", EPOCHS)
 
-    c = base()
+    c = base(**sizes)
     c.method, c.generations, c.born_again.variant = "born_again", 2, "ban"
     grid["born_again"] = c
 
-    c = base()
+    c = base(**sizes)
     c.method, c.loss.label_smoothing = "baseline", 0.1
     grid["label_smoothing"] = c
 
-    c = presets.snapshot(base(), temperature=2.0, cycles=4)   # each restarts at 0.1
+    c = presets.snapshot(base(**sizes), temperature=2.0, cycles=4)   # each restarts at 0.1
     grid["sd_k4_t2"] = c
 
     for name, u in (("tt_d06_06", 0.6), ("tt_d10_06", 1.0)):
-        grid[name] = presets.tolerant_teacher(base(), u=u, label_weight=0.6, generations=1)
+        grid[name] = presets.tolerant_teacher(base(**sizes), u=u, label_weight=0.6, generations=1)
 
-    c = base()
+    c = base(**sizes)
     c.method = "rco"
     c.rco.mode = "kd"
     c.teacher.model = "resnet20"          # the RCO teacher (mode 'kd': its last epoch)
-    c.rco.teacher_epochs = EPOCHS
-    c.rco.anchor_every_epochs = EPOCHS
+    c.rco.teacher_epochs = epochs
+    c.rco.anchor_every_epochs = epochs
     c.rco.teacher_lr = 0.1
     c.rco.temperature, c.rco.kl_weight = 5.0, 1.0
     grid["kd_resnet20"] = c

@@ -87,10 +87,14 @@ class Workspace:
     # -- models, schedules and states ---------------------------------------------------
     def model(self, name: str, overrides) -> Any:
         """The named model for this data; a recurrent model that carries its state across
-        training steps (`stream_batch`) gets one row per stream, `config.batch_size`."""
+        training steps (`stream_batch`) gets one row per stream, `config.batch_size`, and
+        one that spells its words (`words`) the vocabulary."""
         overrides = dict(overrides)
-        if "stream_batch" in models.model_overrides(name):
+        takes = models.model_overrides(name)
+        if "stream_batch" in takes:
             overrides["stream_batch"] = self.config.batch_size
+        if "words" in takes:
+            overrides["words"] = tuple(self.splits.class_names)
         return models.get_model(name, num_classes=self.splits.num_classes, dtype=self.dtype,
                                 **overrides)
 

@@ -400,6 +400,27 @@ def check_ban_lstm_ptb(c, plan):
     assert (rule.factor, rule.threshold, rule.monitor) == (0.25, 0.0, "perplexity")
 
 
+def check_ban_cnn_lstm_ptb(c, plan):
+    """[BAN] Sec. 4.2 / Table 6: Kim et al.'s LSTM-Char-Large (widths 1-7, min(200, 50 w)
+    filters, 2 highway layers, 2 x 650 LSTM, dropout 0.5), BAN+L, SGD lr 2 per summed
+    window, batch 20, 40 epochs, x0.5 unless the validation perplexity drops by 0.5."""
+    assert (c.data.source, c.data.bptt, c.batch_size, c.num_epochs) == ("ptb", 35, 20, 40)
+    gen0, gen1 = plan
+    assert (gen0.model, gen1.loss, gen1.teacher.phases) == ("cnn_lstm_lm", "ban_l",
+                                                            ("gen0",))
+    o = {**models.model_overrides("cnn_lstm_lm"), **dict(gen0.model_overrides)}
+    assert (o["char_dim"], tuple(o["filter_widths"]), o["highway_layers"], o["hidden_dim"],
+            o["num_layers"]) == (15, (1, 2, 3, 4, 5, 6, 7), 2, 650, 2)
+    assert [min(o["max_filters"], o["filters_per_width"] * w) for w in o["filter_widths"]] \
+        == [50, 100, 150, 200, 200, 200, 200]
+    assert o["dropout"] == pytest.approx(0.5)
+    assert (c.optimizer.momentum, c.optimizer.weight_decay) == (0.0, 0.0)
+    assert lr(gen0, 0) / c.data.bptt == pytest.approx(2.0)     # lr 2 per summed window
+    assert c.optimizer.clip_grad_norm * c.data.bptt == pytest.approx(5.0)
+    rule = plateau.from_schedule(dict(gen0.schedule))
+    assert (rule.factor, rule.threshold, rule.monitor) == (0.5, 0.5, "perplexity")
+
+
 FACTS = {name[len("check_"):]: fn for name, fn in globals().items()
          if name.startswith("check_")}
 
@@ -483,7 +504,7 @@ def test_command_line_overrides_reach_a_config():
 SELF_DISTILLATION = [n for n in PAPER_CONFIGS
                      if n.split("_")[0] in ("ban", "tt", "sd", "se", "baseline")
                      and n != "sd_densenet100_table2"    # a study of one table's pairs
-                     and n != "ban_lstm_ptb"]            # language models: no LSR row
+                     and n not in ("ban_lstm_ptb", "ban_cnn_lstm_ptb")]   # LMs: no LSR row
 
 
 def _documented(name: str, label: str) -> list[str]:

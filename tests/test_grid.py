@@ -143,7 +143,11 @@ def test_grid_names_must_be_directory_names(tmp_path):
 def test_grid_files_of_the_repository_build_valid_plans():
     from jaxkd import plans
     paths = sorted((REPO / "grids").glob("*.py"))
-    assert [p.name for p in paths] == ["cpu_cifar100.py", "cpu_converged.py", "gpu_cifar100.py"]
+    assert [p.name for p in paths] == ["cpu_cifar100.py", "cpu_converged.py",
+                                       "cpu_converged_long.py", "gpu_cifar100.py"]
     for path in paths:
         for name, config in grid.load_grid(path).items():
             plans.validate(grid.seeded(config, 2))
+    long = grid.load_grid(REPO / "grids" / "cpu_converged_long.py")
+    assert {(c.num_epochs, c.data.train_per_class) for c in long.values()} == {(128, 25)}
+    assert long["kd_resnet20"].rco.teacher_epochs == 128

@@ -68,9 +68,11 @@ def test_two_generations_train_and_report_perplexity(finished):
         assert phase["last_heldout_perplexity"] == pytest.approx(mine[-1])
         assert phase["best_heldout_perplexity"] == pytest.approx(min(mine))
     table = format_results(results).splitlines()
-    assert table[0].split()[-2:] == ["last", "perplexity"]
+    assert table[0].split()[-4:] == ["val", "perplexity", "last", "perplexity"]
     assert [float(r.split()[-1]) for r in table[1:]] == \
         [round(p["last_perplexity"], 2) for p in results["phases"]]
+    assert [float(r.split()[-2]) for r in table[1:]] == \
+        [round(p["last_heldout_perplexity"], 2) for p in results["phases"]]
 
 
 def test_a_killed_run_resumes_bit_exactly(finished, tmp_path, monkeypatch):
@@ -99,3 +101,25 @@ def test_a_killed_run_resumes_bit_exactly(finished, tmp_path, monkeypatch):
     want = json.loads(workdir_lib.results_path(reference).read_text())
     for key in ("last_perplexity", "last_heldout_perplexity", "best_heldout_perplexity"):
         assert [p[key] for p in got["phases"]] == [p[key] for p in want["phases"]]
+
+
+def test_the_cnn_lstm_row_trains_through_the_same_engine(tmp_path):
+    """[BAN] Table 6's ConvLSTM (configs/ban_cnn_lstm_ptb.py, small): the workspace gives
+    the model its vocabulary to spell, both generations train on the same windows and
+    their teacher-student loss has its two terms; the validation split drives the rate."""
+    small = {"data.source": "text_sample", "model_overrides.char_dim": 8,
+             "model_overrides.filter_widths": (1, 2, 3), "model_overrides.filters_per_width": 8,
+             "model_overrides.highway_layers": 1, "model_overrides.hidden_dim": 32,
+             "model_overrides.dropout": 0.1, "batch_size": 16, "eval_batch_size": 8,
+             "data.bptt": 20, "num_epochs": 2, "progress_bar": False, "log_every_steps": 10}
+    cfg = set_fields(load("ban_cnn_lstm_ptb"), **small)
+    results = run_lib.run(cfg, tmp_path / "w")
+    splits = load_splits(dict(source="text_sample", bptt=20), seed=0)
+    records = [r for _, r in read_records(workdir_lib.metrics_path(tmp_path / "w"))]
+    for phase in results["phases"]:
+        assert phase["model"] == "cnn_lstm_lm"
+        assert phase["last_perplexity"] < 0.6 * unigram_perplexity(splits)
+        assert phase["last_heldout_perplexity"] > 1.0
+    train = [r for r in records if r["kind"] == "train" and r["phase"] == "gen1"]
+    assert {"loss_ce", "loss_kd"} <= set(train[0])
+    assert [r["epoch"] for r in records if r["kind"] == "heldout"] == [1, 2, 1, 2]

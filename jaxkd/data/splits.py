@@ -184,6 +184,19 @@ def carve_heldout(train, size: int, seed: int, mode: str = "carve"):
     return train.subset(rest), train.subset(held)
 
 
+def _train_and_heldout(train, data_cfg, num_classes: int, seed: int):
+    """The training subset (`train_per_class`) and the held-out split: carved out of the
+    full training set before the subset is drawn ('carve'), or sampled from the subset the
+    model trains on ('sample': its examples are training examples)."""
+    size, mode = data_field(data_cfg, "heldout_size"), data_field(data_cfg, "heldout_mode")
+    per_class = data_field(data_cfg, "train_per_class")
+    if mode == "sample":
+        train = per_class_subset(train, per_class, num_classes, seed)
+        return carve_heldout(train, size, seed, mode)
+    train, heldout = carve_heldout(train, size, seed, mode)
+    return per_class_subset(train, per_class, num_classes, seed), heldout
+
+
 def per_class_subset(train, per_class: int, num_classes: int, seed: int, *,
                      split: str = "train"):
     """Keeps `per_class` examples of each class (0: everything).
@@ -247,9 +260,7 @@ def load_splits(data_cfg: Any, *, seed: int) -> Splits:
         train, test = resize_all(train, size), resize_all(test, size)
         for name, split in (("train", train), ("test", test)):
             check_labels(split.labels, num_classes, f"{raw.origin} ({name} split)")
-    train, heldout = carve_heldout(train, data_field(data_cfg, "heldout_size"), seed,
-                                   data_field(data_cfg, "heldout_mode"))
-    train = per_class_subset(train, data_field(data_cfg, "train_per_class"), num_classes, seed)
+    train, heldout = _train_and_heldout(train, data_cfg, num_classes, seed)
     test = per_class_subset(test, data_field(data_cfg, "test_per_class"), num_classes, seed,
                             split="test")
     warn_one_class(train, data_cfg, raw)

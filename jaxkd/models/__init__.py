@@ -11,8 +11,9 @@ Usage::
 Every model takes float NHWC images (already normalised), keeps its BatchNorm statistics in
 the `batch_stats` collection, returns float32 logits `[B, num_classes]` (and, when asked,
 the float32 globally pooled penultimate activations `[B, D]` that the `head` Dense layer
-maps to the logits). `lstm_lm` ([BAN] Table 6) is the language model: int32 tokens [B, T]
-in, logits [B, T, vocabulary] out (`jaxkd.models.lstm`). See docs/models.md for the table
+maps to the logits). `lstm_lm` and `cnn_lstm_lm` ([BAN] Table 6) are the language models:
+int32 tokens [B, T] in, logits [B, T, vocabulary] out (`jaxkd.models.lstm`,
+`jaxkd.models.char_cnn_lstm`). See docs/models.md for the table
 of names, sizes and FLOPs.
 """
 from __future__ import annotations
@@ -22,13 +23,14 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxkd.models import (densenet, lstm, mobilenet_v2, resnet_cifar, resnet_imagenet,
-                          route_pair, wide_resnet)
+from jaxkd.models import (char_cnn_lstm, densenet, lstm, mobilenet_v2, resnet_cifar,
+                          resnet_imagenet, route_pair, wide_resnet)
 from jaxkd.models.common import ModelSpec
 from jaxkd.validation import require_int
 
 _REGISTRY: dict[str, ModelSpec] = {}
-for _family in (resnet_cifar, densenet, wide_resnet, mobilenet_v2, resnet_imagenet, lstm):
+for _family in (resnet_cifar, densenet, wide_resnet, mobilenet_v2, resnet_imagenet, lstm,
+                char_cnn_lstm):
     _REGISTRY.update(_family.MODELS)
 
 

@@ -47,46 +47,59 @@ class LSTMLanguageModel(nn.Module):
     @nn.compact
     def __call__(self, tokens, train: bool = False, return_features: bool = False):
         tokens = tokens.astype(jnp.int32)
-        uniform = nn.initializers.uniform(2 * self.init_scale)
-        shift = lambda init: lambda *a: init(*a) - self.init_scale   # U(-s, s), Zaremba
-        embed = nn.Embed(self.num_classes, self.embed_dim, embedding_init=shift(uniform),
-                         name="embed")
+        init = uniform_init(self.init_scale)
+        embed = nn.Embed(self.num_classes, self.embed_dim, embedding_init=init, name="embed")
         drop = nn.Dropout(self.dropout, deterministic=not train)
         x = drop(embed(tokens).astype(self.dtype))
         for layer in range(self.num_layers):
-            x = drop(self._layer(layer, x, train, shift(uniform)))
+            x = drop(self._layer(layer, x, train, init))
         features = x.astype(jnp.float32)
         if self.tie_weights:
             logits = embed.attend(x.astype(jnp.float32))
             logits = logits + self.param("head_bias", nn.initializers.zeros,
                                          (self.num_classes,))
         else:
-            logits = nn.Dense(self.num_classes, kernel_init=shift(uniform), name="head")(x)
+            logits = nn.Dense(self.num_classes, kernel_init=init, name="head")(x)
         logits = logits.astype(jnp.float32)
         return (logits, features) if return_features else logits
 
     def _layer(self, layer: int, x, train: bool, init):
-        cell = nn.OptimizedLSTMCell(self.hidden_dim, kernel_init=init,
-                                    recurrent_kernel_init=init, dtype=self.dtype,
-                                    name=f"lstm_{layer}")
-        zeros = lambda rows: {k: jnp.zeros((rows, self.hidden_dim), jnp.float32)
-                              for k in ("c", "h")}
-        # Declared in either mode, so `init` (inference mode) creates it.
-        carry = self.variable("batch_stats", f"carry_{layer}", zeros, self.stream_batch)
-        if not train:
-            start = zeros(x.shape[0])
-            _, y = nn.RNN(cell, return_carry=True)(x, initial_carry=(start["c"], start["h"]))
-            return y
-        if carry.value["c"].shape[0] != x.shape[0]:
-            raise ValueError(f"model_overrides.stream_batch={self.stream_batch} must equal "
-                             f"the training batch ({x.shape[0]} streams): set it to "
-                             f"config.batch_size")
-        start = (carry.value["c"].astype(self.dtype), carry.value["h"].astype(self.dtype))
-        (c, h), y = nn.RNN(cell, return_carry=True)(x, initial_carry=start)
-        if not self.is_initializing():
-            carry.value = {"c": jax.lax.stop_gradient(c).astype(jnp.float32),
-                           "h": jax.lax.stop_gradient(h).astype(jnp.float32)}
+        return carried_lstm(self, layer, x, train, init, hidden_dim=self.hidden_dim,
+                            stream_batch=self.stream_batch, dtype=self.dtype)
+
+
+def uniform_init(scale: float):
+    """U(-scale, scale), Zaremba et al.'s (and Kim et al.'s) initialisation."""
+    uniform = nn.initializers.uniform(2 * scale)
+    return lambda *a: uniform(*a) - scale
+
+
+def carried_lstm(module: nn.Module, layer: int, x, train: bool, init, *, hidden_dim: int,
+                 stream_batch: int, dtype):
+    """LSTM layer `layer` of `module` over x [B, T, D] -> [B, T, hidden_dim] (call it from
+    `module`'s compact method): its cell `lstm_<layer>` and, in `batch_stats`, the state
+    `carry_<layer>` it ended the previous training call with (see the module docstring).
+    """
+    cell = nn.OptimizedLSTMCell(hidden_dim, kernel_init=init, recurrent_kernel_init=init,
+                                dtype=dtype, parent=module, name=f"lstm_{layer}")
+    zeros = lambda rows: {k: jnp.zeros((rows, hidden_dim), jnp.float32) for k in ("c", "h")}
+    # Declared in either mode, so `init` (inference mode) creates it.
+    carry = module.variable("batch_stats", f"carry_{layer}", zeros, stream_batch)
+    if not train:
+        start = zeros(x.shape[0])
+        _, y = nn.RNN(cell, return_carry=True, parent=module)(
+            x, initial_carry=(start["c"], start["h"]))
         return y
+    if carry.value["c"].shape[0] != x.shape[0]:
+        raise ValueError(f"model_overrides.stream_batch={stream_batch} must equal "
+                         f"the training batch ({x.shape[0]} streams): set it to "
+                         f"config.batch_size")
+    start = (carry.value["c"].astype(dtype), carry.value["h"].astype(dtype))
+    (c, h), y = nn.RNN(cell, return_carry=True, parent=module)(x, initial_carry=start)
+    if not module.is_initializing():
+        carry.value = {"c": jax.lax.stop_gradient(c).astype(jnp.float32),
+                       "h": jax.lax.stop_gradient(h).astype(jnp.float32)}
+    return y
 
 
 def _validate(kwargs: dict) -> None:

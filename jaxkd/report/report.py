@@ -126,7 +126,8 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence], *,
 
 def format_results(results: dict) -> str:
     """The end-of-run table: each phase's best and last test top-1 (and a language
-    model's last test perplexity), then the ensembles.
+    model's last validation and test perplexity, [BAN] Table 6's columns), then the
+    ensembles.
 
     Columns adapt to the longest name (`snapshot_ensemble`, `sd_ensemble[cycle1..cycle4]`,
     long member lists), so no value runs into the next column.
@@ -135,15 +136,17 @@ def format_results(results: dict) -> str:
         return "-" if x is None else f"{x:.4f}"
     # A language model (inputs are token windows): next-token top-1 and the perplexity.
     text = len(results.get("data", {}).get("image_shape", (0, 0, 0))) == 1
+    def ppl(p, key):
+        return f"{p[key]:.2f}" if key in p else "-"
     rows = [[p["name"], p.get("role", "-"), p.get("model", "-"), num(p.get("best_top1")),
              num(p.get("last_top1"))]
-            + ([f"{p['last_perplexity']:.2f}" if "last_perplexity" in p else "-"] if text
+            + ([ppl(p, "last_heldout_perplexity"), ppl(p, "last_perplexity")] if text
                else []) for p in results.get("phases", [])]
     rows += [[name, "ensemble", "+".join(e.get("members", ())), num(e.get("top1")), "-"]
-             + (["-"] if text else []) for name, e in results.get("ensembles", {}).items()]
+             + (["-", "-"] if text else []) for name, e in results.get("ensembles", {}).items()]
     header = ["phase", "role", "model / members", "best top-1", "last top-1"]
-    return text_table(header + (["last perplexity"] if text else []), rows,
-                      right=[False, False, False, True, True, True])
+    return text_table(header + (["val perplexity", "last perplexity"] if text else []),
+                      rows, right=[False, False, False, True, True, True, True])
 
 
 def pct(x, digits: int = 2) -> str:

@@ -76,6 +76,10 @@ def test_heldout_mode_sample_keeps_the_training_split_whole(tmp_path):
     assert set(_ids(s.heldout.images)) <= set(_ids(s.train.images))
     carved = data.load_splits(dict(cfg, heldout_mode="carve"), seed=3)
     np.testing.assert_array_equal(_ids(carved.heldout.images), _ids(s.heldout.images))
+    # with a per-class subset the sample is drawn from the examples the model trains on
+    sub = data.load_splits(dict(cfg, train_per_class=20), seed=3)
+    assert len(sub.train) == 120 and len(sub.heldout) == 60
+    assert set(_ids(sub.heldout.images)) <= set(_ids(sub.train.images))
 
 
 def test_test_per_class_subsets_the_test_split_in_order(tmp_path):

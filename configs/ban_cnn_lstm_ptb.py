@@ -1,0 +1,68 @@
+"""Born-again CNN-LSTM language model on Penn Treebank: [BAN] Table 6, the ConvLSTM row.
+
+Command (PTB's three text files in one folder, Mikolov's layout):
+
+    python -m jaxkd.main --config=configs/ban_cnn_lstm_ptb.py --workdir=/tmp/ban_cnn_lstm_ptb \
+        --config.data.path=/path/to/ptb   # ptb.train.txt, ptb.valid.txt, ptb.test.txt
+
+On the generated text bundled in the package (no download; a small model):
+
+    python -m jaxkd.main --config=configs/ban_cnn_lstm_ptb.py --workdir=/tmp/ban_cnn_sample \
+        --config.data.source=text_sample --config.model_overrides.hidden_dim=64 \
+        --config.model_overrides.filters_per_width=8 --config.num_epochs=4
+
+Expected wall time (an estimate, not measured): an epoch of PTB's 929k training tokens is
+about 1 330 steps of 20 x 35 tokens; 19M parameters, most of the FLOPs in the highway
+layers and the 650-unit LSTMs; on one A100/H100-class GPU a few minutes per epoch, so
+roughly 2-4 h for the two generations of 40 epochs.
+
+Paper numbers ([BAN] Table 6, perplexity, lower is better; val / test): teacher
+ConvLSTM 83.69 / 80.05, BAN+L student 80.27 / 76.97 (19M parameters). [BAN] section 5.3:
+the LSTMs improve only with the label term (BAN+L), not with the teacher alone.
+
+Settings ([BAN] section 4.2; the model is Kim et al. 2016's LSTM-Char-Large,
+`cnn_lstm_lm`): characters in 15 dims, convolutions of widths 1-7 with min(200, 50 w)
+filters, 2 highway layers, 2 LSTM layers of 650 units, dropout 0.5, untied softmax,
+U(-0.05, 0.05) init; truncated BPTT over 35 words with the state carried across windows;
+plain SGD, batch 20, 40 epochs, initial rate 2 multiplied by 0.5 when the validation
+perplexity does not decrease by at least 0.5 after an epoch (`schedule.name = 'plateau'`,
+jaxkd.plateau), gradient norm clipped at 5 (Kim et al.). The loss of [BAN]/Kim et al.
+sums over a window's 35 words (averaged over the batch); jaxkd's is the mean over tokens,
+so the same steps are lr 2 x 35 and a clipping norm of 5 / 35 here. Perplexity: results.json
+`last_perplexity` (test) and `last_heldout_perplexity` (validation) per phase.
+"""
+
+from jaxkd.config import default_config
+
+
+def get_config():
+    c = default_config()
+    c.method = "born_again"
+    c.born_again.variant = "ban_l"
+    c.generations = 1
+    c.model = "cnn_lstm_lm"
+    c.model_overrides.char_dim = 15
+    c.model_overrides.filter_widths = (1, 2, 3, 4, 5, 6, 7)
+    c.model_overrides.filters_per_width = 50
+    c.model_overrides.max_filters = 200
+    c.model_overrides.highway_layers = 2
+    c.model_overrides.hidden_dim = 650
+    c.model_overrides.num_layers = 2
+    c.model_overrides.dropout = 0.5
+    c.data.source = "ptb"
+    c.data.bptt = 35
+    c.data.augment.kind = "none"
+    c.batch_size = 20
+    c.eval_batch_size = 10
+    c.num_epochs = 40
+    c.optimizer.momentum = 0.0
+    c.optimizer.nesterov = False
+    c.optimizer.weight_decay = 0.0
+    c.optimizer.clip_grad_norm = 5.0 / c.data.bptt       # 5 on the window-summed loss
+    c.schedule.name = "plateau"                        # [BAN] Sec. 4.2: x0.5 ...
+    c.schedule.base_lr = 2.0 * c.data.bptt             # lr 2 on the window-summed loss
+    c.schedule.factor = 0.5
+    c.schedule.plateau_threshold = 0.5                 # ... unless perplexity drops >= 0.5
+    c.schedule.plateau_monitor = "perplexity"
+    c.write_report = False
+    return c
