@@ -106,12 +106,16 @@ def test_a_killed_run_resumes_bit_exactly(finished, tmp_path, monkeypatch):
 def test_the_cnn_lstm_row_trains_through_the_same_engine(tmp_path):
     """[BAN] Table 6's ConvLSTM (configs/ban_cnn_lstm_ptb.py, small): the workspace gives
     the model its vocabulary to spell, both generations train on the same windows and
-    their teacher-student loss has its two terms; the validation split drives the rate."""
+    their teacher-student loss has its two terms; the validation split drives the rate.
+    A model this small (48 filters) starts slowly from Kim et al.'s U(-0.05, 0.05): its
+    word vectors differ by ~1e-3 and it stays at the unigram perplexity for hundreds of
+    steps, so the test widens the init to U(-0.2, 0.2)."""
     small = {"data.source": "text_sample", "model_overrides.char_dim": 8,
              "model_overrides.filter_widths": (1, 2, 3), "model_overrides.filters_per_width": 8,
              "model_overrides.highway_layers": 1, "model_overrides.hidden_dim": 32,
              "model_overrides.dropout": 0.1, "batch_size": 16, "eval_batch_size": 8,
-             "data.bptt": 20, "num_epochs": 2, "progress_bar": False, "log_every_steps": 10}
+             "data.bptt": 20, "num_epochs": 2, "progress_bar": False, "log_every_steps": 10,
+             "schedule.base_lr": 20.0, "model_overrides.init_scale": 0.2}
     cfg = set_fields(load("ban_cnn_lstm_ptb"), **small)
     results = run_lib.run(cfg, tmp_path / "w")
     splits = load_splits(dict(source="text_sample", bptt=20), seed=0)
