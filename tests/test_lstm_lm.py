@@ -12,7 +12,8 @@ from jaxkd import run as run_lib
 from jaxkd import workdir as workdir_lib
 from jaxkd.data import load_splits
 from jaxkd.engine.writer import read_records
-from jaxkd.report.report import format_results
+from jaxkd.report.report import (format_results, load_plan, phase_records, read_metrics,
+                                 workdir_report)
 from jaxkd.workspace import Workspace
 from tests.helpers import crash_after, set_fields
 from tests.test_configs import load
@@ -127,3 +128,22 @@ def test_the_cnn_lstm_row_trains_through_the_same_engine(tmp_path):
     train = [r for r in records if r["kind"] == "train" and r["phase"] == "gen1"]
     assert {"loss_ce", "loss_kd"} <= set(train[0])
     assert [r["epoch"] for r in records if r["kind"] == "heldout"] == [1, 2, 1, 2]
+
+
+def test_the_report_has_table_6s_perplexity_columns(finished, tmp_path):
+    """report.md of a language-model run: validation and test perplexity per phase, from
+    results.json, and the same numbers from metrics.jsonl alone (a run without results)."""
+    workdir, results = finished
+    text = workdir_report(workdir, evaluate=False).read_text()
+    section = text[text.index("## Perplexity"):].split("\n\n")[1].splitlines()
+    assert section[0].startswith("| phase | model | last val | best val | last test |")
+    for line, phase in zip(section[2:], results["phases"], strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[:2] == [phase["name"], "lstm_lm"]
+        assert [float(c) for c in cells[2:]] == [
+            round(phase[k], 2) for k in ("last_heldout_perplexity", "best_heldout_perplexity",
+                                         "last_perplexity", "best_perplexity")]
+    metrics = read_metrics(workdir)
+    again = phase_records(tmp_path, metrics, load_plan(workdir))   # no results.json there
+    assert [r["last_heldout_perplexity"] for r in again] == pytest.approx(
+        [p["last_heldout_perplexity"] for p in results["phases"]])

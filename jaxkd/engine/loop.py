@@ -330,10 +330,12 @@ class PhaseTrainer:
         totals = evaluation_totals(self.eval_step, variables_of(self.state),
                                    self.ctx.pipeline, "heldout")
         losses_ = self._record_heldout(totals, epoch, progress)
-        self.state = plateau.update(self.state, self.plateau.metric(losses_), self.plateau)
-        log.info("phase %s epoch %d/%d: held-out loss %s; learning rate now %s",
+        value = self.plateau.metric(losses_)
+        self.state = plateau.update(self.state, value, self.plateau)
+        log.info("phase %s epoch %d/%d: held-out loss %s, %s %s; learning rate now %s",
                  self.phase.name, epoch + 1, self.phase.num_epochs,
-                 np.round(losses_, 4).tolist(), self.lr_at(self._local_step(progress) + 1))
+                 np.round(losses_, 4).tolist(), self.plateau.monitor,
+                 np.round(value, 2).tolist(), self.lr_at(self._local_step(progress) + 1))
 
     def _record_heldout(self, totals: dict, epoch: int, progress: Progress):
         """Adds a held-out evaluation to metrics.jsonl (kind 'heldout') and to

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import jax
 
-from jaxkd import analysis, config as config_lib, plans
+from jaxkd import analysis, config as config_lib, plans, plateau
 from jaxkd import workdir as workdir_lib
 from jaxkd.engine import loop
 from jaxkd.report import figures
@@ -74,9 +74,12 @@ def phase_records(workdir: pathlib.Path, metrics: list[dict], plan) -> list[dict
     out = []
     for phase in plan:
         history = [m for m in metrics if m["phase"] == phase.name and m["kind"] == "eval"]
+        heldout = [m["loss"] for m in metrics
+                   if m["phase"] == phase.name and m["kind"] == "heldout"]
         if history:
             out.append(dict(name=phase.name, role=phase.role, model=phase.model,
-                            **loop.history_summary(history, phase.num_epochs)))
+                            **loop.history_summary(history, phase.num_epochs),
+                            **plateau.summary(heldout)))
     return out
 
 
@@ -209,6 +212,24 @@ def sd_section(records: list[dict], results: dict) -> str:
     return "## Snapshot distillation (test error %)\n\n" + md_table(header, [row])
 
 
+def perplexity_section(records: list[dict]) -> str:
+    """[BAN] Table 6 style: each language-model phase's validation and test perplexity
+    (last and best evaluation); empty for classifiers."""
+    rows = [[r["name"], r.get("model", "-"), _ppl(r.get("last_heldout_perplexity")),
+             _ppl(r.get("best_heldout_perplexity")), _ppl(r.get("last_perplexity")),
+             _ppl(r.get("best_perplexity"))]
+            for r in records if r.get("last_heldout_perplexity") is not None]
+    if not rows:
+        return ""
+    return ("## Perplexity (validation = the held-out split, test; lower is better)\n\n"
+            + md_table(["phase", "model", "last val", "best val", "last test", "best test"],
+                       rows))
+
+
+def _ppl(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def secondary_section(summary: dict) -> str:
     """[TT] Table 1: mean top-1..top-4 confidences (train), train / test accuracy, ECE."""
     stats = summary.get("phases", {})
@@ -319,7 +340,8 @@ def workdir_report(workdir: str | pathlib.Path, *, evaluate: bool = True) -> pat
             f"{len(plan)} phases, workdir `{workdir}`" +
             (f", run wall time {wall:.0f} s" if wall else "") + "\n" + note)
     sections = [head, phase_section(records, plan), ensemble_section(results, summary),
-                sd_section(records, results), secondary_section(summary),
+                sd_section(records, results), perplexity_section(records),
+                secondary_section(summary),
                 agreement_section(summary), distance_section(summary),
                 "## Figures\n\n" + "\n\n".join(f"![{p[:-4]}]({p})" for p in pngs)]
     path = workdir / REPORT
