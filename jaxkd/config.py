@@ -47,6 +47,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.test_per_class = 0       # > 0: evaluate on this many test images per class
     c.data.image_size = 32
     c.data.bptt = 35                # text sources: tokens per truncated-BPTT window
+    c.data.text_key = "text"        # source 'tfds_text': the text feature
+    c.data.vocab_size = 0           # source 'tfds_text': words kept (0: all), rest <unk>
     c.data.augment = ml_collections.ConfigDict(
         dict(kind="cifar", crop_padding=4, pad_mode="constant", flip=True))
 

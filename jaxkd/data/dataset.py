@@ -15,7 +15,8 @@ import numpy as np
 from jaxkd import config as config_lib
 from jaxkd.validation import check, require_bool, require_choice, require_int
 
-SOURCES = ("sample", "tfds", "cifar_binary", "image_folder", "npz", "ptb", "text_sample")
+SOURCES = ("sample", "tfds", "cifar_binary", "image_folder", "npz", "ptb", "text_sample",
+           "tfds_text")
 AUGMENT_KINDS = ("cifar", "imagenet", "none")
 PAD_MODES = ("constant", "reflect")
 LABEL_KEYS = ("label", "coarse_label")

@@ -29,7 +29,7 @@ import numpy as np
 
 from jaxkd import validation
 from jaxkd.data import (arrays, cifar_binary, host_ops, image_folder, sample, text,
-                        tfds_source)
+                        tfds_source, tfds_text)
 from jaxkd.data.dataset import (HELDOUT_MODES, IMAGENET_MEAN, IMAGENET_STD, LABEL_KEYS,
                                 SOURCES, ArrayDataset, DataUnavailableError, RawData, Splits,
                                 StreamingDataset, check, check_labels,
@@ -52,8 +52,12 @@ def _validate(cfg: Any) -> None:
         validation.require_int(data_field(cfg, name), f"config.data.{name}", low=0)
     validation.require_int(data_field(cfg, "image_size"), "config.data.image_size", low=1)
     validation.require_int(data_field(cfg, "bptt"), "config.data.bptt", low=1)
+    vocab_size = validation.require_int(data_field(cfg, "vocab_size"),
+                                        "config.data.vocab_size", low=0)
+    check(vocab_size != 1, "config.data.vocab_size must be 0 (every word) or >= 2 (the "
+          "words kept, <unk> included), got 1")
     label_key = data_field(cfg, "label_key")
-    check(source == "tfds" or label_key in LABEL_KEYS,
+    check(source in ("tfds", "tfds_text") or label_key in LABEL_KEYS,
           f"config.data.label_key must be one of {LABEL_KEYS}, got {label_key!r}")
     if source in ("cifar_binary", "image_folder", "npz"):
         check(bool(data_field(cfg, "path")),
@@ -249,6 +253,14 @@ def load_splits(data_cfg: Any, *, seed: int) -> Splits:
         text source ('ptb', 'text_sample') `jaxkd.data.text.TextSplits`.
     """
     _validate(data_cfg)
+    if data_field(data_cfg, "source") == "tfds_text":
+        return tfds_text.load(
+            data_field(data_cfg, "name"), bptt=data_field(data_cfg, "bptt"),
+            data_dir=data_field(data_cfg, "data_dir"),
+            text_key=data_field(data_cfg, "text_key"),
+            train_split=data_field(data_cfg, "train_split"),
+            test_split=data_field(data_cfg, "test_split"),
+            vocab_size=data_field(data_cfg, "vocab_size"))
     if data_field(data_cfg, "source") in text.TEXT_SOURCES:
         return text.load_source(data_field(data_cfg, "source"), data_field(data_cfg, "path"),
                                 data_field(data_cfg, "bptt"))

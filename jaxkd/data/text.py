@@ -26,7 +26,7 @@ from jaxkd.validation import check
 EOS = "<eos>"
 FILES = {"train": "ptb.train.txt", "heldout": "ptb.valid.txt", "test": "ptb.test.txt"}
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample", "text")
-TEXT_SOURCES = ("ptb", "text_sample")
+TEXT_SOURCES = ("ptb", "text_sample", "tfds_text")
 
 
 @dataclasses.dataclass

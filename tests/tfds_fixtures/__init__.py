@@ -60,3 +60,28 @@ class JaxkdTinyArrays(_Tiny):
 def expected_train_images() -> np.ndarray:
     rng = np.random.default_rng(0)
     return np.stack([_image(rng) for _ in range(TRAIN)])
+
+
+#: The sentences of `JaxkdTinyText`: train (no validation split: the source holds out the
+#: last 5% of them) and test; "zebra" is a test word the training split lacks.
+TEXT_TRAIN = tuple(f"the {a} {b}" for a in ("cat", "dog", "bird", "fish", "cow")
+                   for b in ("sat", "ran", "sang", "fell"))
+TEXT_TEST = ("the cat ran", "a zebra sat\n\nthe end")
+
+
+class JaxkdTinyText(tfds.core.GeneratorBasedBuilder):
+    """A text data set (one sentence per example, as lm1b): prepared without TensorFlow."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(TEXT_TRAIN),
+                "test": self._generate_examples(TEXT_TEST)}
+
+    def _generate_examples(self, texts):
+        for i, sentence in enumerate(texts):
+            yield i, {"text": sentence}
