@@ -13,9 +13,10 @@ Command (see RESULTS.md for the measured wall time)::
     python -m jaxkd.grid --grid=grids/cpu_converged_long.py \
         --root=/work/kd_runs/cpu_converged_long --seeds=3
 
-Sizing run (one seed, the CE baseline; /work/sizing/size.py in the session notes):
-ResNet-8, 16 x 16, 25 images per class, 128 epochs: 138 s on 2 CPU cores, then
-`jaxkd evaluate --workdir=W --split=train` for the clean training top-1.
+Sizing run (one seed, the CE baseline: `cpu_converged.base(25, 128, 16)` with
+`method = 'baseline'`, trained by `jaxkd.run.run`): ResNet-8, 16 x 16, 25 images per
+class, 128 epochs: 138 s on 2 CPU cores, then `jaxkd evaluate --workdir=W --split=train`
+for the clean training top-1 (RESULTS.md has both sizing runs).
 
 Everything else as `grids/cpu_converged.py`: real CIFAR-100, all 100 classes at 16 x 16,
 a stratified subset of TRAIN_PER_CLASS training images per class drawn with each seed,
