@@ -38,15 +38,15 @@ so the same steps are lr 2 x 35 and a clipping norm of 5 / 35 here. Perplexity: 
 `last_perplexity` (test) and `last_heldout_perplexity` (validation) per phase.
 """
 
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
-    c = default_config()
-    c.method = "born_again"
-    c.born_again.variant = "ban_l"
-    c.generations = 1
-    c.model = "cnn_lstm_lm"
+    c = presets.ban_ptb_language_model(
+        default_config(), model="cnn_lstm_lm", batch_size=20,
+        lr_per_window=2.0, clip_per_window=5.0,        # [BAN] lr 2; Kim et al.'s norm 5
+        factor=0.5, threshold=0.5)                      # x0.5 unless ppl drops >= 0.5
     c.model_overrides.char_dim = 15
     c.model_overrides.filter_widths = (1, 2, 3, 4, 5, 6, 7)
     c.model_overrides.filters_per_width = 50
@@ -56,20 +56,4 @@ def get_config():
     c.model_overrides.num_layers = 2
     c.model_overrides.dropout = 0.5
     c.model_overrides.init_scale = 0.05                # U(-0.05, 0.05), Kim et al.
-    c.data.source = "ptb"
-    c.data.bptt = 35
-    c.data.augment.kind = "none"
-    c.batch_size = 20
-    c.eval_batch_size = 10
-    c.num_epochs = 40
-    c.optimizer.momentum = 0.0
-    c.optimizer.nesterov = False
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.clip_grad_norm = 5.0 / c.data.bptt       # 5 on the window-summed loss
-    c.schedule.name = "plateau"                        # [BAN] Sec. 4.2: x0.5 ...
-    c.schedule.base_lr = 2.0 * c.data.bptt             # lr 2 on the window-summed loss
-    c.schedule.factor = 0.5
-    c.schedule.plateau_threshold = 0.5                 # ... unless perplexity drops >= 0.5
-    c.schedule.plateau_monitor = "perplexity"
-    c.write_report = False
     return c

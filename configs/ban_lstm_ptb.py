@@ -40,34 +40,18 @@ for each window it reads the 35 tokens before it from a zero state, then gives i
 targets for the window.
 """
 
+from jaxkd import presets
 from jaxkd.config import default_config
 
 
 def get_config():
-    c = default_config()
-    c.method = "born_again"
-    c.born_again.variant = "ban_l"
-    c.generations = 1
-    c.model = "lstm_lm"
+    c = presets.ban_ptb_language_model(
+        default_config(), model="lstm_lm", batch_size=32,
+        lr_per_window=1.0, clip_per_window=10.0,       # Zaremba et al.'s large model
+        factor=0.25, threshold=0.0)                     # x0.25 on any non-decrease
     c.model_overrides.embed_dim = 1500
     c.model_overrides.hidden_dim = 1500
     c.model_overrides.num_layers = 1
     c.model_overrides.dropout = 0.65
     c.model_overrides.tie_weights = True
-    c.data.source = "ptb"
-    c.data.bptt = 35
-    c.data.augment.kind = "none"
-    c.batch_size = 32
-    c.eval_batch_size = 10
-    c.num_epochs = 40
-    c.optimizer.momentum = 0.0
-    c.optimizer.nesterov = False
-    c.optimizer.weight_decay = 0.0
-    c.optimizer.clip_grad_norm = 10.0 / c.data.bptt      # 10 on the window-summed loss
-    c.schedule.name = "plateau"                        # [BAN] Sec. 4.2: x0.25 on a plateau
-    c.schedule.base_lr = 1.0 * c.data.bptt             # lr 1 on the window-summed loss
-    c.schedule.factor = 0.25
-    c.schedule.plateau_threshold = 0.0                 # any decrease of the perplexity
-    c.schedule.plateau_monitor = "perplexity"
-    c.write_report = False
     return c

@@ -19,7 +19,6 @@ far, as PyTorch's word_language_model example (Zaremba et al.'s recipe) does.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Mapping, NamedTuple
 
 import jax
@@ -51,8 +50,15 @@ class Plateau:
 
     def metric(self, loss) -> np.ndarray:
         """The monitored value of a held-out mean cross-entropy (per run when packed)."""
-        loss = np.asarray(loss, np.float64)
-        return np.exp(np.minimum(loss, 700.0)) if self.monitor == "perplexity" else loss
+        if self.monitor == "perplexity":
+            return perplexity(loss)
+        return np.asarray(loss, np.float64)
+
+
+def perplexity(loss) -> np.ndarray:
+    """exp of a mean cross-entropy (elementwise; capped at exp(700), float64's range): a
+    language model's per-token perplexity."""
+    return np.exp(np.minimum(np.asarray(loss, np.float64), 700.0))
 
 
 def from_schedule(schedule_cfg: Mapping[str, Any]) -> Plateau | None:
@@ -136,5 +142,5 @@ def summary(values: list[float]) -> dict:
     if not values:
         return {}
     return {"last_heldout_loss": values[-1], "best_heldout_loss": min(values),
-            "last_heldout_perplexity": math.exp(min(values[-1], 700.0)),
-            "best_heldout_perplexity": math.exp(min(min(values), 700.0))}
+            "last_heldout_perplexity": float(perplexity(values[-1])),
+            "best_heldout_perplexity": float(perplexity(min(values)))}

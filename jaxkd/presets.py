@@ -297,6 +297,38 @@ def _rco_epochs(config) -> None:
             rco.teacher_schedule.warmup_epochs = 0
 
 
+def ban_ptb_language_model(c: ml_collections.ConfigDict, *, model: str, batch_size: int,
+                           lr_per_window: float, clip_per_window: float, factor: float,
+                           threshold: float) -> ml_collections.ConfigDict:
+    """[BAN] Sec. 4.2's PTB protocol: BAN+L, one generation after the teacher, 40 epochs of
+    plain SGD over 35-token windows, the rate cut on a validation plateau.
+
+    `lr_per_window` and `clip_per_window` are the papers' numbers for a loss summed over a
+    window's tokens (Zaremba et al., Kim et al.); jaxkd's loss is the mean over tokens, so
+    the same steps are lr x bptt and a clipping norm of clip / bptt. `factor` multiplies the
+    rate unless the validation perplexity drops by more than `threshold` (`jaxkd.plateau`).
+    """
+    c.method = "born_again"
+    c.born_again.variant = "ban_l"
+    c.generations = 1
+    c.model = model
+    c.data.source = "ptb"
+    c.data.bptt = 35
+    c.data.augment.kind = "none"
+    c.batch_size = batch_size
+    c.eval_batch_size = 10
+    c.num_epochs = 40
+    sgd(c, weight_decay=0.0, nesterov=False, momentum=0.0)
+    c.optimizer.clip_grad_norm = clip_per_window / c.data.bptt
+    c.schedule.name = "plateau"
+    c.schedule.base_lr = lr_per_window * c.data.bptt
+    c.schedule.factor = factor
+    c.schedule.plateau_threshold = threshold
+    c.schedule.plateau_monitor = "perplexity"
+    c.write_report = False
+    return c
+
+
 def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """A copy of `config` that runs in about a minute on 2 CPU cores (see the module).
 

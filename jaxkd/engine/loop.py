@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import math
 import pathlib
 import sys
 import time
@@ -319,10 +318,14 @@ class PhaseTrainer:
                            progress: Progress) -> tuple[str, str]:
         """Adds an evaluation (`evaluation_totals`) to the history and metrics.jsonl;
         returns its log text and the number of examples evaluated."""
-        res = dict(evaluation_result(totals), epoch=epoch + 1, step=(epoch + 1) * self.spe)
+        res = self._epoch_result(totals, epoch)
         progress.history.append(res)
         self.ctx.writer.write(dict(phase=self.phase.name, kind="eval", **res))
         return accuracy_text(res), str(res["count"])
+
+    def _epoch_result(self, totals: dict, epoch: int) -> dict:
+        """One run's evaluation at the end of `epoch` (0-based), as recorded."""
+        return dict(evaluation_result(totals), epoch=epoch + 1, step=(epoch + 1) * self.spe)
 
     def _plateau_epoch(self, epoch: int, progress: Progress) -> None:
         """A 'plateau' schedule's epoch end: evaluates the held-out split, records it and
@@ -340,7 +343,7 @@ class PhaseTrainer:
     def _record_heldout(self, totals: dict, epoch: int, progress: Progress):
         """Adds a held-out evaluation to metrics.jsonl (kind 'heldout') and to
         `progress.heldout`; returns its mean loss."""
-        res = dict(evaluation_result(totals), epoch=epoch + 1, step=(epoch + 1) * self.spe)
+        res = self._epoch_result(totals, epoch)
         progress.heldout.append(res["loss"])
         self.ctx.writer.write(dict(phase=self.phase.name, kind="heldout", **res))
         return res["loss"]
@@ -507,7 +510,7 @@ def history_summary(history: list, num_epochs: int) -> dict:
 
 def perplexity(loss: float) -> float:
     """exp of a mean cross-entropy: a language model's per-token perplexity."""
-    return float(math.exp(min(loss, 700.0)))
+    return float(plateau.perplexity(loss))
 
 
 def _restart_warning(phase: str, lost_step: int, ckpts) -> None:

@@ -218,28 +218,30 @@ class PackedTrainer(loop.PhaseTrainer):
                             epoch + 1)
         super()._check_epoch_trained(epoch, int(skipped.min()), logged)
 
+    def _run_results(self, totals: dict, epoch: int, kind: str) -> list[dict]:
+        """Each run's evaluation at the end of `epoch`, written to its metrics.jsonl."""
+        results = [self._epoch_result(run_values(totals, i), epoch)
+                   for i in range(len(self.runs))]
+        for run, res in zip(self.runs, results):
+            run.writer.write(dict(phase=self.phase.name, kind=kind, **res))
+        return results
+
     def _record_evaluation(self, totals: dict, epoch: int,
                            progress: loop.Progress) -> tuple[str, str]:
-        texts = []
-        for i, run in enumerate(self.runs):
-            res = dict(loop.evaluation_result(run_values(totals, i)), epoch=epoch + 1,
-                       step=(epoch + 1) * self.spe)
-            progress.history[i].append(res)
-            run.writer.write(dict(phase=self.phase.name, kind="eval", **res))
-            texts.append(f"seed {run.seed}: {loop.accuracy_text(res)}")
-        return "; ".join(texts), f"{len(self.runs)} x {res['count']}"
+        results = self._run_results(totals, epoch, "eval")
+        for history, res in zip(progress.history, results):
+            history.append(res)
+        texts = [f"seed {run.seed}: {loop.accuracy_text(res)}"
+                 for run, res in zip(self.runs, results)]
+        return "; ".join(texts), f"{len(self.runs)} x {results[-1]['count']}"
 
     def _record_heldout(self, totals: dict, epoch: int, progress: loop.Progress):
         """Each run's held-out evaluation (`loop.PhaseTrainer._record_heldout`); returns
         the runs' mean losses."""
-        out = []
-        for i, run in enumerate(self.runs):
-            res = dict(loop.evaluation_result(run_values(totals, i)), epoch=epoch + 1,
-                       step=(epoch + 1) * self.spe)
-            progress.heldout[i].append(res["loss"])
-            run.writer.write(dict(phase=self.phase.name, kind="heldout", **res))
-            out.append(res["loss"])
-        return np.asarray(out)
+        results = self._run_results(totals, epoch, "heldout")
+        for heldout, res in zip(progress.heldout, results):
+            heldout.append(res["loss"])
+        return np.asarray([res["loss"] for res in results])
 
     def _save_anchor(self, epoch: int) -> None:
         states = unstack(self.state, len(self.runs), self.ctx.mesh)
